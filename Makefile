@@ -1,0 +1,42 @@
+# mqstack: `make run` brings the stack up, `make test` runs every test.
+SHELL := /bin/bash
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+export PATH := $(dir $(GO)):$(PATH)
+PG_CONFIG ?= $(lastword $(wildcard /usr/lib/postgresql/1[4-7]/bin/pg_config) $(shell command -v pg_config 2>/dev/null))
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BIN := bin/mqstack
+TEST_TIMEOUT ?= 14m
+
+.PHONY: all deps godeps build run test lint install-extension clean
+
+all: build
+
+## deps: Debian packages (PostgreSQL 15, pg_partman, server-dev) and Go modules
+deps:
+	@./scripts/deps.sh
+	@$(MAKE) --no-print-directory godeps
+
+godeps:
+	@command -v $(GO) >/dev/null || { echo "go not found: install Go 1.26+ (expected at /usr/local/go/bin/go)"; exit 1; }
+	@$(GO) mod download
+
+## build: the mqstack binary in bin/
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/mqstack
+
+## run: install what is missing, build, and bring the whole stack up
+run: deps build
+	./$(BIN) up
+
+## test: every test, with the race detector
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/zap"
+
+	"mqstack/configs"
+	"mqstack/internal/pgembed"
+)
+
+func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("up", stderr)
+	path := fs.String("config", "", "config file (default $MQSTACK_CONFIG)")
+	dataDir := fs.String("data-dir", "", "data directory (default ./.mqstack, or data_dir from the config)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+	}
+	v, err := cfg.Validate()
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(v.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	bins, err := pgembed.FindBinaries(v.Postgres.BinDir)
+	if err != nil {
+		return &configs.Error{Msg: err.Error()}
+	}
+	in := pgembed.TuneInputFor(v.Postgres, v.DataDir)
+	settings, err := configs.Tune(in)
+	if err != nil {
+		return err
+	}
+	for _, k := range sortedKeys(v.Postgres.Settings) {
+		settings = append(settings, configs.Setting{Name: k, Value: v.Postgres.Settings[k], Why: "from postgres.settings"})
+	}
+	log.Info("sized Postgres", zap.Stringer("memory", in.Memory), zap.Int("cpus", in.CPUs), zap.Stringer("disk", in.Disk))
+
+	cluster, err := pgembed.Up(ctx, pgembed.Options{
+		Binaries:     bins,
+		DataDir:      v.DataDir,
+		Port:         v.Postgres.Port,
+		Database:     v.Postgres.Database,
+		DefaultRole:  v.Postgres.DefaultRole,
+		Settings:     settings,
+		StartTimeout: v.Postgres.StartTimeout,
+		Logger:       log,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted while starting: %w", err)
+		}
+		return err
+	}
+
+	fmt.Fprintf(stdout, `
+mqstack is up: PostgreSQL %s, tuned for %s of memory and %d CPUs
+  data:    %s
+  log:     %s
+  connect: psql "%s"
+Press Ctrl-C to stop.
+`, bins.Version, in.Memory, in.CPUs, cluster.PGData(), cluster.LogPath(),
+		cluster.ConnString(cluster.DefaultRole(), cluster.Database()))
+
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+		sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := cluster.Stop(sctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "mqstack stopped.")
+		return nil
+	case <-cluster.Done():
+		return cluster.Err()
+	}
+}

@@ -1,0 +1,289 @@
+package pgembed_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"mqstack/configs"
+	"mqstack/internal/pgembed"
+	"mqstack/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+
+func connect(t *testing.T, c *pgembed.Cluster, user, db string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.ConnString(user, db))
+	if err != nil {
+		t.Fatalf("connect as %s to %s: %v", user, db, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func TestTunedSettingsAreLive(t *testing.T) {
+	c := testenv.Cluster(t)
+	conn := connect(t, c, pgembed.Superuser, "postgres")
+	want, err := configs.Tune(configs.TuneInput{Memory: testenv.TestMemory, CPUs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, s := range want {
+		var got string
+		if err := conn.QueryRow(context.Background(), "SELECT current_setting($1)", s.Name).Scan(&got); err != nil {
+			t.Fatalf("SHOW %s: %v", s.Name, err)
+		}
+		if w := strings.Trim(s.Value, "'"); got != w {
+			t.Errorf("SHOW %s = %q, want %q", s.Name, got, w)
+		}
+		checked++
+	}
+	if checked < 20 {
+		t.Fatalf("only %d settings checked", checked)
+	}
+	// The sized values at 256MiB, worked out from tuning.md by hand.
+	for name, w := range map[string]string{"shared_buffers": "76MB", "max_connections": "26", "effective_cache_size": "179MB", "maintenance_work_mem": "64MB"} {
+		var got string
+		conn.QueryRow(context.Background(), "SELECT current_setting($1)", name).Scan(&got)
+		if got != w {
+			t.Errorf("SHOW %s = %q, want %q", name, got, w)
+		}
+	}
+	var listen string
+	conn.QueryRow(context.Background(), "SHOW listen_addresses").Scan(&listen)
+	if listen != "" {
+		t.Errorf("listen_addresses = %q, want '' (socket only)", listen)
+	}
+}
+
+func TestExtensionsInDefaultDBAndTemplate1(t *testing.T) {
+	c := testenv.Cluster(t)
+	for _, db := range []string{"postgres", "template1"} {
+		conn := connect(t, c, pgembed.Superuser, db)
+		rows, err := conn.Query(context.Background(), "SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for rows.Next() {
+			var name, schema string
+			rows.Scan(&name, &schema)
+			got[name] = schema
+		}
+		if rows.Err() != nil {
+			t.Fatal(rows.Err())
+		}
+		if _, ok := got["pg_stat_statements"]; !ok {
+			t.Errorf("%s: pg_stat_statements missing: %v", db, got)
+		}
+		if got["pg_partman"] != "partman" {
+			t.Errorf("%s: pg_partman not in schema partman: %v", db, got)
+		}
+	}
+	// pg_stat_statements works because it is preloaded.
+	conn := connect(t, c, pgembed.Superuser, "postgres")
+	var n int64
+	if err := conn.QueryRow(context.Background(), "SELECT count(*) FROM pg_stat_statements").Scan(&n); err != nil {
+		t.Fatalf("pg_stat_statements not usable: %v", err)
+	}
+}
+
+func TestDefaultRole(t *testing.T) {
+	c := testenv.Cluster(t)
+	conn := connect(t, c, pgembed.Superuser, "postgres")
+	var super, login bool
+	if err := conn.QueryRow(context.Background(), "SELECT rolsuper, rolcanlogin FROM pg_roles WHERE rolname = 'mq'").Scan(&super, &login); err != nil {
+		t.Fatalf("role mq: %v", err)
+	}
+	if super || !login {
+		t.Fatalf("mq: superuser=%v login=%v; want a non-superuser login role", super, login)
+	}
+	mq := connect(t, c, "mq", "postgres")
+	var who string
+	mq.QueryRow(context.Background(), "SELECT current_user").Scan(&who)
+	if who != "mq" {
+		t.Fatalf("current_user = %q", who)
+	}
+	// It can create objects in the default database (queues need that).
+	if _, err := mq.Exec(context.Background(), "CREATE SCHEMA IF NOT EXISTS mq_probe; DROP SCHEMA mq_probe"); err != nil {
+		t.Fatalf("mq cannot create a schema: %v", err)
+	}
+}
+
+func TestPrivateSocketOnly(t *testing.T) {
+	c := testenv.Cluster(t)
+	st, err := os.Stat(c.SocketDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Fatalf("socket dir mode %04o, want 0700", st.Mode().Perm())
+	}
+	hba, err := os.ReadFile(filepath.Join(c.PGData(), "pg_hba.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules []string
+	for _, line := range strings.Split(string(hba), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			rules = append(rules, strings.Join(strings.Fields(line), " "))
+		}
+	}
+	if len(rules) != 1 || rules[0] != "local all all trust" {
+		t.Fatalf("pg_hba rules = %q, want only the local trust rule", rules)
+	}
+}
+
+func TestReuseExistingDataDir(t *testing.T) {
+	c := testenv.NewCluster(t, testenv.Options{})
+	conn := connect(t, c, "mq", "postgres")
+	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA app; CREATE TABLE app.kept (v int); INSERT INTO app.kept VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(c.PGData())
+	c2, err := testenv.Start(dir, testenv.Options{})
+	if err != nil {
+		t.Fatalf("second start on the same data dir: %v", err)
+	}
+	defer c2.Stop(context.Background())
+	var v int
+	if err := connect(t, c2, "mq", "postgres").QueryRow(context.Background(), "SELECT v FROM app.kept").Scan(&v); err != nil || v != 42 {
+		t.Fatalf("data not kept across restarts: v=%d err=%v", v, err)
+	}
+	// A second start while it runs is refused with a clear message.
+	_, err = testenv.Start(dir, testenv.Options{})
+	if err == nil || !strings.Contains(err.Error(), "already running") || !configs.IsConfigError(err) {
+		t.Fatalf("start on a running cluster: err = %v", err)
+	}
+}
+
+func TestPostgresDeathIsReported(t *testing.T) {
+	c := testenv.NewCluster(t, testenv.Options{})
+	pidData, err := os.ReadFile(filepath.Join(c.PGData(), "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.SplitN(string(pidData), "\n", 2)[0])
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed after the postmaster was killed")
+	}
+	err = c.Err()
+	if err == nil || !strings.Contains(err.Error(), "exited unexpectedly") || !strings.Contains(err.Error(), "postgres.log") {
+		t.Fatalf("Err() = %v; want an explanation with the log tail", err)
+	}
+}
+
+func TestBadStartLeavesNothing(t *testing.T) {
+	parent, err := testenv.TempDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(parent)
+	dir := filepath.Join(parent, "fresh")
+	_, err = testenv.Start(dir, testenv.Options{Settings: map[string]string{"shared_buffers": "'banana'"}})
+	if err == nil || !strings.Contains(err.Error(), "shared_buffers") {
+		t.Fatalf("start with a bad setting: err = %v; want the log tail naming shared_buffers", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s left behind after a failed first start", dir)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	// A TCP port already in use.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	parent, _ := testenv.TempDir()
+	defer os.RemoveAll(parent)
+	_, err = testenv.Start(filepath.Join(parent, "p"), testenv.Options{Port: port})
+	if err == nil || !strings.Contains(err.Error(), "in use") || !configs.IsConfigError(err) {
+		t.Fatalf("port in use: err = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(parent, "p")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("data dir left behind after refusal")
+	}
+
+	// A non-empty pgdata that holds no cluster.
+	junk := filepath.Join(parent, "junk")
+	os.MkdirAll(filepath.Join(junk, "pgdata"), 0o755)
+	os.WriteFile(filepath.Join(junk, "pgdata", "notes.txt"), []byte("mine"), 0o644)
+	_, err = testenv.Start(junk, testenv.Options{})
+	if err == nil || !strings.Contains(err.Error(), "holds no Postgres cluster") {
+		t.Fatalf("junk pgdata: err = %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(junk, "pgdata", "notes.txt")); string(b) != "mine" {
+		t.Fatalf("refusal touched the user's files")
+	}
+
+	// Missing binaries.
+	_, err = pgembed.FindBinaries(filepath.Join(parent, "nobin"))
+	if !errors.Is(err, pgembed.ErrNoBinaries) || !strings.Contains(err.Error(), "nobin") {
+		t.Fatalf("missing binaries: err = %v", err)
+	}
+
+	// A data directory owned by someone else.
+	other := filepath.Join(parent, "other")
+	os.MkdirAll(other, 0o755)
+	if os.Geteuid() == 0 {
+		if err := os.Chown(other, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		_, err = testenv.Start(other, testenv.Options{})
+		if err == nil || !strings.Contains(err.Error(), "owned by") || !configs.IsConfigError(err) {
+			t.Fatalf("foreign data dir: err = %v", err)
+		}
+	} else {
+		os.Chmod(other, 0o500)
+		_, err = testenv.Start(other, testenv.Options{})
+		if err == nil || !strings.Contains(err.Error(), "not writable") {
+			t.Fatalf("read-only data dir: err = %v", err)
+		}
+	}
+}
+
+func TestFindBinaries(t *testing.T) {
+	b, err := pgembed.FindBinaries("")
+	if err != nil {
+		t.Fatalf("FindBinaries: %v (tests need PostgreSQL 14-17)", err)
+	}
+	if b.Major < pgembed.MinMajor || b.Major > pgembed.MaxMajor || !strings.HasPrefix(b.Version, strconv.Itoa(b.Major)) {
+		t.Fatalf("found %+v", b)
+	}
+	t.Setenv("PG_BIN", b.Dir)
+	b2, err := pgembed.FindBinaries("")
+	if err != nil || b2.Dir != b.Dir {
+		t.Fatalf("PG_BIN: %+v %v", b2, err)
+	}
+	share, err := b.ShareDir()
+	if err != nil || !filepath.IsAbs(share) {
+		t.Fatalf("ShareDir = %q, %v", share, err)
+	}
+}
