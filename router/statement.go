@@ -1,0 +1,134 @@
+package router
+
+// Kind is what one SQL statement is, as far as grants care.
+type Kind uint8
+
+// Statement kinds.
+const (
+	KindOther             Kind = iota // anything else: DDL, DML, unknown; refused for grant-limited tokens
+	KindEmpty                         // empty or comment-only
+	KindPgmq                          // calls pgmq functions (see Part.Calls)
+	KindTransaction                   // BEGIN, COMMIT, ROLLBACK, SAVEPOINT, ...
+	KindSet                           // SET / RESET of an ordinary setting
+	KindShow                          // SHOW
+	KindDiscard                       // DISCARD
+	KindDeallocate                    // DEALLOCATE
+	KindClose                         // CLOSE cursor
+	KindListen                        // LISTEN
+	KindUnlisten                      // UNLISTEN
+	KindConstant                      // SELECT without tables, only safe functions
+	KindCatalog                       // read-only query of pg_catalog / information_schema
+	KindCreateExtension               // CREATE EXTENSION IF NOT EXISTS pgmq
+	KindAdvisoryUnlockAll             // SELECT pg_advisory_unlock_all()
+)
+
+var kindNames = [...]string{
+	KindOther: "other", KindEmpty: "empty", KindPgmq: "pgmq call", KindTransaction: "transaction control",
+	KindSet: "set", KindShow: "show", KindDiscard: "discard", KindDeallocate: "deallocate",
+	KindClose: "close", KindListen: "listen", KindUnlisten: "unlisten", KindConstant: "constant select",
+	KindCatalog: "catalog read", KindCreateExtension: "create extension", KindAdvisoryUnlockAll: "advisory unlock all",
+}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Arg is the value of a function argument the router must know: a literal
+// string, or a bound parameter resolved from Bind values.
+type Arg struct {
+	Literal string
+	Param   int // $n, 1-based; 0 when Literal (or Null) holds the value
+	Null    bool
+}
+
+// Call is one pgmq function call found in a statement.
+type Call struct {
+	Function string // pgmq function name, e.g. "send"
+	Op       Op     // "" for pure helpers
+	Scope    Scope
+	Target   Arg // the queue (ScopeQueue) or routing key (ScopeTopic)
+}
+
+// PinCause is session state that cannot survive a transaction boundary, so
+// the client must keep its backend.
+type PinCause string
+
+// Pin causes, used as metric labels.
+const (
+	PinListen        PinCause = "listen"
+	PinSessionSet    PinCause = "session_set"
+	PinTempTable     PinCause = "temp_table"
+	PinAdvisoryLock  PinCause = "advisory_lock"
+	PinSQLPrepare    PinCause = "sql_prepare"
+	PinHoldCursor    PinCause = "hold_cursor"
+	PinUnclassified  PinCause = "unclassified"
+	PinParseFailures PinCause = "parse_error"
+)
+
+// Part is one statement of a (possibly multi-statement) query string.
+type Part struct {
+	Kind  Kind
+	Calls []Call
+	// Uncertain says why the router cannot vouch for this statement
+	// (a dynamic queue name, a function that may wrap pgmq, raw table
+	// access, ...); "" when it can.
+	Uncertain string
+	// Setting is the name for SET/RESET/SHOW ("" for RESET ALL).
+	Setting string
+	// Local is true for SET LOCAL.
+	Local bool
+	// Channel is the LISTEN/UNLISTEN channel ("*" for UNLISTEN *).
+	Channel string
+	// Pin is set when the statement creates session state.
+	Pin PinCause
+}
+
+// Statement is the classification of one query string.
+type Statement struct {
+	Parts []Part
+	// ParseError is the parser's message when the text is not valid SQL;
+	// Postgres will reject it too, with its own error.
+	ParseError string
+}
+
+// Uncertain returns the first reason a part is uncertain, or "".
+func (s *Statement) Uncertain() string {
+	for i := range s.Parts {
+		if s.Parts[i].Uncertain != "" {
+			return s.Parts[i].Uncertain
+		}
+	}
+	return ""
+}
+
+// Calls returns every pgmq call of every part.
+func (s *Statement) Calls() []Call {
+	var out []Call
+	for i := range s.Parts {
+		out = append(out, s.Parts[i].Calls...)
+	}
+	return out
+}
+
+// Pins returns the pin causes of the statement's parts, without duplicates.
+func (s *Statement) Pins() []PinCause {
+	var out []PinCause
+	for i := range s.Parts {
+		if p := s.Parts[i].Pin; p != "" && !containsPin(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func containsPin(ps []PinCause, p PinCause) bool {
+	for _, x := range ps {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
