@@ -1,0 +1,85 @@
+package metrics
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestCapper(t *testing.T) {
+	c := NewCapper(2)
+	if c.Label("Orders") != "orders" || c.Label("jobs") != "jobs" {
+		t.Fatal("first two queues must get their own label")
+	}
+	if got := c.Label("third"); got != OtherQueue {
+		t.Fatalf("third queue label %q, want %q", got, OtherQueue)
+	}
+	if got := c.Label("ORDERS"); got != "orders" {
+		t.Fatalf("another spelling of an admitted queue: %q", got)
+	}
+	for i := 0; i < 1000; i++ {
+		c.Label(fmt.Sprintf("q%d", i))
+	}
+	if len(c.seen) != 2 {
+		t.Fatalf("capper grew to %d entries", len(c.seen))
+	}
+}
+
+func TestQueuesObserve(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	q := NewQueues(reg, 1)
+	q.Observe(Observation{Queue: "orders", Op: "send_batch", Source: "proxy", Outcome: OK, Duration: 2 * time.Millisecond, Event: Sent, Messages: 5, MessageBytes: []int{10, 20, 30, 40, 50}})
+	q.Observe(Observation{Queue: "orders", Op: "read", Source: "rest", Outcome: OK, Event: Received, Empty: true})
+	q.Observe(Observation{Queue: "other", Op: "send", Source: "proxy", Outcome: Denied})
+	if v := testutil.ToFloat64(q.messages.WithLabelValues("orders", "sent")); v != 5 {
+		t.Errorf("sent = %v, want 5", v)
+	}
+	if v := testutil.ToFloat64(q.empty.WithLabelValues("orders")); v != 1 {
+		t.Errorf("empty receives = %v", v)
+	}
+	if v := testutil.ToFloat64(q.ops.WithLabelValues(OtherQueue, "send", "denied", "proxy")); v != 1 {
+		t.Errorf("denied on the capped label = %v", v)
+	}
+	if n := testutil.CollectAndCount(q.size); n != 1 {
+		t.Errorf("size histogram series = %d", n)
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("metric lint: %v %v", err, problems)
+	}
+}
+
+func TestEventFor(t *testing.T) {
+	for fn, want := range map[string]Event{"send_batch_topic": Sent, "read_grouped_rr_with_poll": Received, "pop": Popped, "archive": Archived, "delete": Deleted, "metrics": ""} {
+		if got := EventFor(fn); got != want {
+			t.Errorf("EventFor(%s) = %q, want %q", fn, got, want)
+		}
+	}
+	if !IsReceive("pop") || IsReceive("send") {
+		t.Error("IsReceive")
+	}
+}
+
+func TestServiceCounters(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	s := NewService(reg, func() (uint64, uint64) { return 7, 3 })
+	s.Denied.WithLabelValues("missing_grant", "proxy").Inc()
+	out, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range out {
+		names = append(names, mf.GetName())
+	}
+	joined := strings.Join(names, " ")
+	for _, want := range []string{"mqstack_parse_cache_hits_total", "mqstack_parse_cache_misses_total", "mqstack_statements_denied_total"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("missing %s in %s", want, joined)
+		}
+	}
+}
