@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"mqstack/configs"
+	"mqstack/extension/pgmq"
 	"mqstack/internal/pgembed"
 )
 
@@ -49,6 +50,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		settings = append(settings, configs.Setting{Name: k, Value: v.Postgres.Settings[k], Why: "from postgres.settings"})
 	}
 	log.Info("sized Postgres", zap.Stringer("memory", in.Memory), zap.Int("cpus", in.CPUs), zap.Stringer("disk", in.Disk))
+	installExtension(bins, log)
 
 	cluster, err := pgembed.Up(ctx, pgembed.Options{
 		Binaries:     bins,
@@ -88,5 +90,22 @@ Press Ctrl-C to stop.
 		return nil
 	case <-cluster.Done():
 		return cluster.Err()
+	}
+}
+
+// installExtension puts our pgmq extension files into the server's share
+// directory, unless a real pgmq is there (then that one is used). When the
+// directory is not writable, pgmq is available only if installed already.
+func installExtension(bins pgembed.Binaries, log *zap.Logger) {
+	share, err := bins.ShareDir()
+	if err == nil {
+		var installed bool
+		installed, err = pgmq.Install(share)
+		if err == nil && !installed {
+			log.Info("a real pgmq extension is installed; using it", zap.String("sharedir", share))
+		}
+	}
+	if err != nil {
+		log.Warn("cannot install the pgmq extension files; queues need pgmq installed (make install-extension)", zap.Error(err))
 	}
 }

@@ -92,6 +92,13 @@ func TestExtensionsInDefaultDBAndTemplate1(t *testing.T) {
 		if got["pg_partman"] != "partman" {
 			t.Errorf("%s: pg_partman not in schema partman: %v", db, got)
 		}
+		if got["pgmq"] != "pgmq" {
+			t.Errorf("%s: pgmq not installed in schema pgmq: %v", db, got)
+		}
+		var owner, version string
+		if err := conn.QueryRow(context.Background(), "SELECT pg_get_userbyid(extowner), extversion FROM pg_extension WHERE extname = 'pgmq'").Scan(&owner, &version); err != nil || owner != "mq" || version != "1.13.1" {
+			t.Errorf("%s: pgmq owner %q version %q (%v), want mq and 1.13.1", db, owner, version, err)
+		}
 	}
 	// pg_stat_statements works because it is preloaded.
 	conn := connect(t, c, pgembed.Superuser, "postgres")
@@ -120,6 +127,20 @@ func TestDefaultRole(t *testing.T) {
 	// It can create objects in the default database (queues need that).
 	if _, err := mq.Exec(context.Background(), "CREATE SCHEMA IF NOT EXISTS mq_probe; DROP SCHEMA mq_probe"); err != nil {
 		t.Fatalf("mq cannot create a schema: %v", err)
+	}
+	// It can do every queue operation, partitioned queues and drops included.
+	for _, sql := range []string{
+		"SELECT pgmq.create('role_probe')",
+		"SELECT pgmq.send('role_probe', '{\"a\":1}')",
+		"SELECT count(*) FROM pgmq.read('role_probe', 30, 1)",
+		"SELECT pgmq.create_partitioned('role_probe_part', '100', '1000')",
+		"SELECT pgmq.send('role_probe_part', '{}')",
+		"SELECT pgmq.drop_queue('role_probe_part')",
+		"SELECT pgmq.drop_queue('role_probe')",
+	} {
+		if _, err := mq.Exec(context.Background(), sql); err != nil {
+			t.Fatalf("as mq: %s: %v", sql, err)
+		}
 	}
 }
 

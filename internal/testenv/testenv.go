@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"mqstack/configs"
+	"mqstack/extension/pgmq"
 	"mqstack/internal/pgembed"
 )
 
@@ -111,6 +112,9 @@ func Start(dir string, opts Options) (*pgembed.Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (tests need PostgreSQL; run `make deps`)", err)
 	}
+	if err := installExtension(bins); err != nil {
+		return nil, err
+	}
 	settings, err := configs.Tune(configs.TuneInput{Memory: TestMemory, CPUs: 1})
 	if err != nil {
 		return nil, err
@@ -130,4 +134,30 @@ func Start(dir string, opts Options) (*pgembed.Cluster, error) {
 		StartTimeout: time.Minute,
 		InitDBNoSync: true,
 	})
+}
+
+var installOnce struct {
+	sync.Once
+	err error
+}
+
+// installExtension installs our pgmq extension files once per test binary,
+// so the bootstrap creates pgmq in every test cluster.
+func installExtension(bins pgembed.Binaries) error {
+	installOnce.Do(func() {
+		share, err := bins.ShareDir()
+		if err != nil {
+			installOnce.err = err
+			return
+		}
+		installed, err := pgmq.Install(share)
+		if err != nil {
+			installOnce.err = fmt.Errorf("installing the pgmq extension files (tests run as root or with a writable %s/extension): %w", share, err)
+			return
+		}
+		if !installed {
+			installOnce.err = fmt.Errorf("%s/extension holds a pgmq that is not mqstack's; the tests need ours", share)
+		}
+	})
+	return installOnce.err
 }
