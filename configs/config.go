@@ -25,6 +25,17 @@ type Config struct {
 	Postgres PostgresConfig `yaml:"postgres"`
 	// Log configures the process log.
 	Log LogConfig `yaml:"log"`
+	// Auth configures token verification (see AuthConfig).
+	Auth AuthConfig `yaml:"auth"`
+	// Proxy configures the wire-protocol proxy (see ProxyConfig).
+	Proxy ProxyConfig `yaml:"proxy"`
+	// Pool configures the backend connection pools (see PoolConfig).
+	Pool PoolConfig `yaml:"pool"`
+	// REST configures the HTTP API (see RESTConfig).
+	REST RESTConfig `yaml:"rest"`
+	// Backends are the Postgres servers `mqstack serve` fronts. Default
+	// none; `mqstack up` fronts its embedded cluster.
+	Backends []BackendConfig `yaml:"backends"`
 }
 
 // PostgresConfig configures the embedded cluster and its tuning.
@@ -77,7 +88,12 @@ func Default() Config {
 			DefaultRole:  "mq",
 			StartTimeout: 60 * time.Second,
 		},
-		Log: LogConfig{Level: "info", Format: "console"},
+		Log:      LogConfig{Level: "info", Format: "console"},
+		Auth:     defaultAuth(),
+		Proxy:    defaultProxy(),
+		Pool:     defaultPool(),
+		REST:     defaultREST(),
+		Backends: []BackendConfig{},
 	}
 }
 

@@ -70,6 +70,9 @@ func (c Config) Validate() (*Validated, error) {
 			bad("postgres.settings.%s: value must be one line", k)
 		}
 	}
+	problems = append(problems, validateAuth(c.Auth)...)
+	problems = append(problems, validateProxy(c)...)
+	problems = append(problems, validateREST(c.REST)...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -92,9 +95,11 @@ func (c Config) Validate() (*Validated, error) {
 	return v, nil
 }
 
-// Redacted renders the configuration as YAML for display. It holds no
-// secrets today; fields that do are blanked here when they are added.
+// Redacted renders the configuration as YAML for display, secrets blanked.
 func (c Config) Redacted() string {
+	if c.Auth.HMACSecret != "" {
+		c.Auth.HMACSecret = redactedText
+	}
 	out, err := yaml.Marshal(c)
 	if err != nil {
 		return fmt.Sprintf("# cannot render config: %v\n", err)

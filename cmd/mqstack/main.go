@@ -51,6 +51,7 @@ commands:
   up            create (or reuse) and run the embedded, tuned Postgres
   tune          print the postgresql.conf fragment for given resources
   check-config  validate the configuration and print it
+  token         print a signed development token (JWT) for the stack
   version       print the version
 
 Run 'mqstack <command> -h' for the flags of a command.
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdTune(rest, stdout, stderr)
 	case "check-config":
 		return cmdCheckConfig(rest, stdout, stderr)
+	case "token":
+		return cmdToken(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "mqstack %s\n", version)
 		return nil
