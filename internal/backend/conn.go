@@ -1,0 +1,337 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/puddle/v2"
+
+	"mqstack/configs"
+)
+
+// Conn is one backend connection, logged in as its pool's role. It belongs
+// to exactly one holder between Acquire and Release (a client session or the
+// health checker) and has no lock of its own.
+type Conn struct {
+	// Key is the pool the connection belongs to.
+	Key Key
+	// Params are the values the backend last reported with ParameterStatus.
+	// Whoever drives Frontend() must keep them current (Observe).
+	Params map[string]string
+	// Applied are unreported settings (search_path, options -c ...) the
+	// proxy set on the connection, so they can be reset or replaced.
+	Applied map[string]string
+	// Stmts are the statements the proxy prepared on the connection.
+	Stmts *StmtCache
+	// TxStatus is the status of the last ReadyForQuery: 'I', 'T' or 'E'.
+	TxStatus byte
+	// UnnamedOwner and UnnamedGen identify which client's unnamed statement
+	// the connection holds (nil: none the proxy knows of).
+	UnnamedOwner any
+	UnnamedGen   uint64
+
+	fe      *pgproto3.Frontend
+	nc      net.Conn
+	pid     uint32
+	secret  []byte
+	login   map[string]string
+	created time.Time
+	broken  bool
+	res     *puddle.Resource[*Conn]
+	pool    *pool
+}
+
+// Frontend is the protocol writer/reader toward the backend.
+func (c *Conn) Frontend() *pgproto3.Frontend { return c.fe }
+
+// NetConn is the underlying connection (for deadlines).
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// PID is the backend process id.
+func (c *Conn) PID() uint32 { return c.pid }
+
+// LoginParams are the parameters the backend reported at login: the values
+// a client that sets nothing sees.
+func (c *Conn) LoginParams() map[string]string { return c.login }
+
+// MarkBroken makes Release destroy the connection instead of reusing it.
+func (c *Conn) MarkBroken() { c.broken = true }
+
+// Broken reports whether the connection was marked broken.
+func (c *Conn) Broken() bool { return c.broken }
+
+// Observe keeps Params and TxStatus current from a message the holder read
+// from Frontend().
+func (c *Conn) Observe(msg pgproto3.BackendMessage) {
+	switch m := msg.(type) {
+	case *pgproto3.ParameterStatus:
+		c.Params[m.Name] = m.Value
+	case *pgproto3.ReadyForQuery:
+		c.TxStatus = m.TxStatus
+	}
+}
+
+// Release returns the connection to its pool, or destroys it when it is
+// broken, too old, or its pool was retired by a reload. The connection must
+// be idle (ReadyForQuery 'I', nothing in flight).
+func (c *Conn) Release() {
+	res := c.res
+	if res == nil {
+		panic("BUG: release of a backend connection that is not checked out")
+	}
+	c.res = nil
+	p := c.pool
+	c.nc.SetDeadline(time.Time{})
+	switch {
+	case c.broken || c.TxStatus != 'I':
+		p.m.closed(p.key, "broken")
+		res.Destroy()
+	case p.m.expired(c):
+		p.m.closed(p.key, "lifetime")
+		res.Destroy()
+	default:
+		res.Release()
+	}
+}
+
+var gucName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
+
+// ValidSettingName reports whether name can be SET/RESET as it is.
+func ValidSettingName(name string) bool { return gucName.MatchString(name) }
+
+// Exec runs sql with the simple protocol and waits for ReadyForQuery,
+// keeping Params current. It returns the first *pgconn.PgError; an I/O or
+// protocol error marks the connection broken.
+func (c *Conn) Exec(ctx context.Context, sql string) error {
+	c.setDeadline(ctx)
+	defer c.nc.SetDeadline(time.Time{})
+	c.fe.Send(&pgproto3.Query{String: sql})
+	if err := c.fe.Flush(); err != nil {
+		c.broken = true
+		return fmt.Errorf("backend %s: %w", c.Key, err)
+	}
+	return c.ReadUntilReady(1)
+}
+
+// ReadUntilReady reads and drops messages until n ReadyForQuery have
+// arrived, failing any COPY IN the backend asks for. It returns the first
+// *pgconn.PgError seen.
+func (c *Conn) ReadUntilReady(n int) error {
+	var first error
+	for n > 0 {
+		msg, err := c.fe.Receive()
+		if err != nil {
+			c.broken = true
+			return fmt.Errorf("backend %s: %w", c.Key, err)
+		}
+		c.Observe(msg)
+		switch m := msg.(type) {
+		case *pgproto3.ReadyForQuery:
+			n--
+		case *pgproto3.ErrorResponse:
+			if first == nil {
+				first = pgconn.ErrorResponseToPgError(m)
+			}
+			if m.Severity == "FATAL" || m.Severity == "PANIC" {
+				c.broken = true
+			}
+		case *pgproto3.CopyInResponse:
+			c.fe.Send(&pgproto3.CopyFail{Message: "client gone"})
+			if err := c.fe.Flush(); err != nil {
+				c.broken = true
+				return fmt.Errorf("backend %s: %w", c.Key, err)
+			}
+		case *pgproto3.CopyBothResponse:
+			c.broken = true
+			return fmt.Errorf("backend %s: unexpected CopyBothResponse", c.Key)
+		}
+	}
+	return first
+}
+
+// Apply sets and resets settings on the connection (outside a transaction)
+// and keeps Params and Applied current. Names must satisfy
+// ValidSettingName. unreported names the settings the backend does not
+// report, which are then recorded in Applied.
+func (c *Conn) Apply(ctx context.Context, set map[string]string, reset []string, unreported func(string) bool) error {
+	if len(set) == 0 && len(reset) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for name, val := range set {
+		if !ValidSettingName(name) {
+			return fmt.Errorf("BUG: setting name %q not validated", name)
+		}
+		fmt.Fprintf(&b, "SELECT pg_catalog.set_config(%s, %s, false);", quoteLiteral(name), quoteLiteral(val))
+	}
+	for _, name := range reset {
+		if !ValidSettingName(name) {
+			return fmt.Errorf("BUG: setting name %q not validated", name)
+		}
+		fmt.Fprintf(&b, "RESET %s;", name)
+	}
+	if err := c.Exec(ctx, b.String()); err != nil {
+		return err
+	}
+	for name, val := range set {
+		if unreported(name) {
+			c.Applied[name] = val
+		}
+	}
+	for _, name := range reset {
+		delete(c.Applied, name)
+	}
+	return nil
+}
+
+// quoteLiteral quotes s as an E'' literal, safe whatever
+// standard_conforming_strings says.
+func quoteLiteral(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `'`, `''`)
+	return "E'" + s + "'"
+}
+
+// Discard resets all session state (DISCARD ALL) and forgets what the proxy
+// knew of it: statements, applied settings, the unnamed statement.
+func (c *Conn) Discard(ctx context.Context) error {
+	if c.TxStatus != 'I' {
+		if err := c.Exec(ctx, "ROLLBACK"); err != nil {
+			return err
+		}
+	}
+	c.Stmts.Clear()
+	clear(c.Applied)
+	c.UnnamedOwner = nil
+	return c.Exec(ctx, "DISCARD ALL")
+}
+
+// Cancel asks the backend to cancel what it is running now, with a
+// CancelRequest on a new connection to the same address.
+func (c *Conn) Cancel(ctx context.Context) error {
+	addr := c.nc.RemoteAddr()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, addr.Network(), addr.String())
+	if err != nil {
+		return fmt.Errorf("cancel on backend %s: %w", c.Key, err)
+	}
+	defer nc.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	buf, err := (&pgproto3.CancelRequest{ProcessID: c.pid, SecretKey: c.secret}).Encode(nil)
+	if err != nil {
+		return err
+	}
+	if _, err := nc.Write(buf); err != nil {
+		return fmt.Errorf("cancel on backend %s: %w", c.Key, err)
+	}
+	// The server closes the connection when it has handled the request.
+	var one [1]byte
+	nc.Read(one[:])
+	return nil
+}
+
+// alive reports whether an idle connection is still usable: nothing may
+// arrive on it (a terminated backend sends a FATAL error and closes).
+func (c *Conn) alive() bool {
+	if c.broken {
+		return false
+	}
+	if c.fe.ReadBufferLen() > 0 {
+		return false
+	}
+	c.nc.SetReadDeadline(time.Now().Add(time.Millisecond))
+	var one [1]byte
+	n, err := c.nc.Read(one[:])
+	c.nc.SetReadDeadline(time.Time{})
+	if n > 0 {
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (c *Conn) setDeadline(ctx context.Context) {
+	if dl, ok := ctx.Deadline(); ok {
+		c.nc.SetDeadline(dl)
+	} else {
+		c.nc.SetDeadline(time.Time{})
+	}
+}
+
+// dial logs in to the backend as key.Role.
+func dial(ctx context.Context, b configs.BackendConfig, key Key, pw password, maxBody int) (*Conn, error) {
+	cs := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=10",
+		quoteConnValue(b.Host), b.Port, quoteConnValue(key.Database), quoteConnValue(key.Role), quoteConnValue(b.SSLMode))
+	if b.Passfile != "" {
+		cs += " passfile=" + quoteConnValue(b.Passfile)
+	}
+	cfg, err := pgconn.ParseConfig(cs)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", key, err)
+	}
+	p, err := pw(key.Role)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: password of role %s: %w", key, key.Role, err)
+	}
+	if p != "" {
+		cfg.Password = p
+	}
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, &ConnectError{Key: key, Err: err}
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(ctx)
+		return nil, fmt.Errorf("backend %s: %w", key, err)
+	}
+	fe := hc.Frontend
+	if maxBody > 0 {
+		fe.SetMaxBodyLen(maxBody)
+	}
+	c := &Conn{
+		Key:      key,
+		Params:   map[string]string{},
+		Applied:  map[string]string{},
+		TxStatus: hc.TxStatus,
+		fe:       fe,
+		nc:       hc.Conn,
+		pid:      hc.PID,
+		secret:   hc.SecretKey,
+		login:    map[string]string{},
+		created:  time.Now(),
+	}
+	for k, v := range hc.ParameterStatuses {
+		c.Params[k] = v
+		c.login[k] = v
+	}
+	return c, nil
+}
+
+func quoteConnValue(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `'`, `\'`)
+	return "'" + s + "'"
+}
+
+type password func(role string) (string, error)
+
+func readPasswordFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -1,0 +1,389 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"mqstack/configs"
+)
+
+// Key identifies a pool: backend connections to one database of one backend,
+// logged in as one role.
+type Key struct {
+	Backend, Database, Role string
+}
+
+func (k Key) String() string { return k.Backend + "/" + k.Database + "/" + k.Role }
+
+// Options configure a Manager.
+type Options struct {
+	// Backends are the servers, in order; the first is the default.
+	Backends []configs.BackendConfig
+	Pool     configs.PoolConfig
+	// MaxMessageBytes caps one message read from a backend (0: no cap).
+	MaxMessageBytes int
+	Log             *zap.Logger
+	// Registerer receives the pool metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// LookupEnv resolves password_env entries; default os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+}
+
+// Manager owns every pool. Pools are made on first use of their key.
+type Manager struct {
+	log       *zap.Logger
+	maxBody   int
+	lookupEnv func(string) (string, bool)
+	metrics   *poolMetrics
+
+	mu       sync.Mutex
+	cfg      configs.PoolConfig
+	backends []configs.BackendConfig
+	pools    map[Key]*pool
+	isClosed bool
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type pool struct {
+	key     Key
+	m       *Manager
+	backend configs.BackendConfig
+	// p is swapped by Reload when the size changes; the old pool is closed
+	// once its connections come back.
+	p       *puddle.Pool[*Conn]
+	size    int
+	waiting int
+}
+
+// NewManager makes a manager and starts its health checker.
+func NewManager(opts Options) (*Manager, error) {
+	if len(opts.Backends) == 0 {
+		return nil, errors.New("backend: no backends configured")
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	m := &Manager{
+		log:       opts.Log,
+		maxBody:   opts.MaxMessageBytes,
+		lookupEnv: opts.LookupEnv,
+		cfg:       opts.Pool,
+		pools:     map[Key]*pool{},
+		stop:      make(chan struct{}),
+	}
+	for _, b := range opts.Backends {
+		m.backends = append(m.backends, b.WithBackendDefaults())
+	}
+	var err error
+	if m.metrics, err = newPoolMetrics(m, opts.Registerer); err != nil {
+		return nil, err
+	}
+	m.wg.Add(1)
+	go m.healthLoop()
+	return m, nil
+}
+
+// Backend returns the backend named name, or the default (first) backend
+// when name names none; found tells which.
+func (m *Manager) Backend(name string) (b configs.BackendConfig, found bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.backends {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return m.backends[0], false
+}
+
+// SessionMode reports whether clients of key's pool keep their backend
+// connection for their whole session.
+func (m *Manager) SessionMode(key Key) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mode := m.cfg.Mode
+	for _, b := range m.backends {
+		if b.Name == key.Backend && b.PoolMode != "" {
+			mode = b.PoolMode
+		}
+	}
+	return mode == "session" || slices.Contains(m.cfg.SessionRoles, key.Role)
+}
+
+// Config is the pool configuration in force.
+func (m *Manager) Config() configs.PoolConfig {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg
+}
+
+// CheckoutTimeoutError means no backend connection was free within
+// pool.checkout_timeout. Clients get SQLSTATE 53300.
+type CheckoutTimeoutError struct {
+	Key     Key
+	Size    int
+	Timeout time.Duration
+}
+
+func (e *CheckoutTimeoutError) Error() string {
+	return fmt.Sprintf("no backend connection free for role %s on backend %s within %s (pool.size %d, all busy)",
+		e.Key.Role, e.Key.Backend, e.Timeout, e.Size)
+}
+
+// ConnectError means logging in to the backend failed; Err may wrap the
+// backend's *pgconn.PgError (unknown role, bad password, too many
+// connections).
+type ConnectError struct {
+	Key Key
+	Err error
+}
+
+func (e *ConnectError) Error() string { return fmt.Sprintf("backend %s: %v", e.Key, e.Err) }
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// ErrClosed is returned by Acquire after Close.
+var ErrClosed = errors.New("backend pools are closed")
+
+// Acquire checks out a connection of key's pool, waiting at most
+// pool.checkout_timeout (then *CheckoutTimeoutError). Connections that idled
+// are checked for life first; dead ones are discarded.
+func (m *Manager) Acquire(ctx context.Context, key Key) (*Conn, error) {
+	start := time.Now()
+	cfg := m.Config()
+	tctx, cancel := context.WithTimeout(ctx, cfg.CheckoutTimeout)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		p, pp, err := m.pool(key)
+		if err != nil {
+			return nil, err
+		}
+		m.mu.Lock()
+		p.waiting++
+		m.mu.Unlock()
+		res, err := pp.Acquire(tctx)
+		m.mu.Lock()
+		p.waiting--
+		m.mu.Unlock()
+		if err != nil {
+			switch {
+			case errors.Is(err, puddle.ErrClosedPool) && attempt < 3:
+				continue // retired by Reload; take the new one
+			case ctx.Err() != nil:
+				return nil, ctx.Err()
+			case errors.Is(err, context.DeadlineExceeded) && tctx.Err() != nil:
+				m.metrics.checkouts.WithLabelValues(key.Backend, "timeout").Inc()
+				return nil, &CheckoutTimeoutError{Key: key, Size: p.size, Timeout: cfg.CheckoutTimeout}
+			}
+			m.metrics.checkouts.WithLabelValues(key.Backend, "error").Inc()
+			return nil, err
+		}
+		c := res.Value()
+		c.res = res
+		c.pool = p
+		if m.expired(c) || (res.IdleDuration() > time.Second && !c.alive()) {
+			m.closed(key, "broken")
+			c.res = nil
+			res.Destroy()
+			continue
+		}
+		c.Stmts.SetCap(cfg.StatementCacheSize)
+		m.metrics.checkouts.WithLabelValues(key.Backend, "ok").Inc()
+		m.metrics.wait.WithLabelValues(key.Backend).Observe(time.Since(start).Seconds())
+		return c, nil
+	}
+}
+
+func (m *Manager) pool(key Key) (*pool, *puddle.Pool[*Conn], error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.isClosed {
+		return nil, nil, ErrClosed
+	}
+	p := m.pools[key]
+	if p == nil {
+		var b configs.BackendConfig
+		found := false
+		for _, x := range m.backends {
+			if x.Name == key.Backend {
+				b, found = x, true
+			}
+		}
+		if !found {
+			return nil, nil, fmt.Errorf("backend %q is not configured", key.Backend)
+		}
+		p = &pool{key: key, m: m, backend: b}
+		var err error
+		if p.p, err = m.newPuddle(p, m.cfg.Size); err != nil {
+			return nil, nil, err
+		}
+		p.size = m.cfg.Size
+		m.pools[key] = p
+	}
+	return p, p.p, nil
+}
+
+func (m *Manager) newPuddle(p *pool, size int) (*puddle.Pool[*Conn], error) {
+	return puddle.NewPool(&puddle.Config[*Conn]{
+		Constructor: func(ctx context.Context) (*Conn, error) {
+			c, err := dial(ctx, p.backend, p.key, m.password(p.backend), m.maxBody)
+			if err != nil {
+				return nil, err
+			}
+			c.Stmts = NewStmtCache(m.Config().StatementCacheSize)
+			c.pool = p
+			return c, nil
+		},
+		Destructor: func(c *Conn) { c.nc.Close() },
+		MaxSize:    int32(size),
+	})
+}
+
+func (m *Manager) password(b configs.BackendConfig) password {
+	return func(role string) (string, error) {
+		if pw, ok := b.Passwords[role]; ok {
+			return string(pw), nil
+		}
+		if f, ok := b.PasswordFiles[role]; ok {
+			return readPasswordFile(f)
+		}
+		if name, ok := b.PasswordEnv[role]; ok {
+			pw, ok := m.lookupEnv(name)
+			if !ok {
+				return "", fmt.Errorf("environment variable %s is not set", name)
+			}
+			return pw, nil
+		}
+		return "", nil
+	}
+}
+
+func (m *Manager) expired(c *Conn) bool {
+	lt := m.Config().MaxLifetime
+	return lt > 0 && time.Since(c.created) > lt
+}
+
+func (m *Manager) closed(key Key, reason string) {
+	m.metrics.closed.WithLabelValues(key.Backend, reason).Inc()
+}
+
+// Reload applies new pool limits without dropping connections: pools whose
+// size changed get a new puddle pool, and the old one closes its
+// connections as they come back.
+func (m *Manager) Reload(cfg configs.PoolConfig) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfg = cfg
+	for _, p := range m.pools {
+		if p.size == cfg.Size {
+			continue
+		}
+		np, err := m.newPuddle(p, cfg.Size)
+		if err != nil {
+			return err
+		}
+		old := p.p
+		p.p, p.size = np, cfg.Size
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			old.Close()
+		}()
+	}
+	m.log.Info("pool limits reloaded", zap.Int("size", cfg.Size), zap.Duration("checkout_timeout", cfg.CheckoutTimeout))
+	return nil
+}
+
+// Close stops the health checker and closes every pool, waiting for
+// checked-out connections to come back.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	if m.isClosed {
+		m.mu.Unlock()
+		return
+	}
+	m.isClosed = true
+	pools := make([]*puddle.Pool[*Conn], 0, len(m.pools))
+	for _, p := range m.pools {
+		pools = append(pools, p.p)
+	}
+	m.mu.Unlock()
+	close(m.stop)
+	for _, p := range pools {
+		p.Close()
+	}
+	m.wg.Wait()
+}
+
+func (m *Manager) healthLoop() {
+	defer m.wg.Done()
+	for {
+		period := m.Config().HealthCheckPeriod
+		select {
+		case <-m.stop:
+			return
+		case <-time.After(period):
+		}
+		m.checkIdle(period)
+	}
+}
+
+// checkIdle closes idle connections past idle_timeout or max_lifetime and
+// pings those idle for more than a period.
+func (m *Manager) checkIdle(period time.Duration) {
+	cfg := m.Config()
+	m.mu.Lock()
+	var pools []*pool
+	for _, p := range m.pools {
+		pools = append(pools, p)
+	}
+	m.mu.Unlock()
+	for _, p := range pools {
+		m.mu.Lock()
+		pp := p.p
+		m.mu.Unlock()
+		for _, res := range pp.AcquireAllIdle() {
+			c := res.Value()
+			switch {
+			case cfg.IdleTimeout > 0 && res.IdleDuration() > cfg.IdleTimeout:
+				m.closed(p.key, "idle")
+				res.Destroy()
+			case m.expired(c):
+				m.closed(p.key, "lifetime")
+				res.Destroy()
+			case res.IdleDuration() > period && !m.ping(c):
+				m.closed(p.key, "health")
+				res.Destroy()
+			default:
+				res.ReleaseUnused()
+			}
+		}
+	}
+}
+
+func (m *Manager) ping(c *Conn) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Exec(ctx, ";"); err != nil {
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) {
+			m.log.Warn("backend health check failed", zap.Stringer("pool", c.Key), zap.Error(err))
+		}
+		return false
+	}
+	return !c.broken
+}

@@ -1,0 +1,26 @@
+package rest
+
+import "time"
+
+// Observation is one REST call, as the per-queue metrics see it. Every field
+// comes from a bounded set except Queue, which the recorder must cap
+// (metrics.max_queues).
+type Observation struct {
+	Function string        // pgmq function, from the REST function table
+	Op       string        // grant op of the function (router.Op), "" when refused before it was known
+	Queue    string        // queue or routing key as given, "" for listings and early refusals
+	Outcome  string        // ok, unauthorized, denied, not_found, client_error, canceled, unavailable, error
+	Status   int           // HTTP status
+	Rows     int           // messages sent, read, deleted or archived; rows listed
+	Latency  time.Duration // from the request's arrival to the response
+}
+
+// Recorder records calls; the metrics package implements it. It must be
+// safe for concurrent use and must not block.
+type Recorder interface {
+	ObserveCall(Observation)
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) ObserveCall(Observation) {}
