@@ -33,6 +33,8 @@ type Config struct {
 	Pool PoolConfig `yaml:"pool"`
 	// REST configures the HTTP API (see RESTConfig).
 	REST RESTConfig `yaml:"rest"`
+	// Metrics configures the Prometheus endpoint (see MetricsConfig).
+	Metrics MetricsConfig `yaml:"metrics"`
 	// Backends are the Postgres servers `mqstack serve` fronts. Default
 	// none; `mqstack up` fronts its embedded cluster.
 	Backends []BackendConfig `yaml:"backends"`
@@ -93,6 +95,7 @@ func Default() Config {
 		Proxy:    defaultProxy(),
 		Pool:     defaultPool(),
 		REST:     defaultREST(),
+		Metrics:  defaultMetrics(),
 		Backends: []BackendConfig{},
 	}
 }

@@ -73,6 +73,7 @@ func (c Config) Validate() (*Validated, error) {
 	problems = append(problems, validateAuth(c.Auth)...)
 	problems = append(problems, validateProxy(c)...)
 	problems = append(problems, validateREST(c.REST)...)
+	problems = append(problems, validateMetrics(c.Metrics)...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
