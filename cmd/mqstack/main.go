@@ -49,6 +49,7 @@ const usage = `usage: mqstack <command> [flags]
 
 commands:
   up            create (or reuse) and run the embedded, tuned Postgres
+  serve         run the wire proxy in front of existing Postgres servers
   tune          print the postgresql.conf fragment for given resources
   check-config  validate the configuration and print it
   token         print a signed development token (JWT) for the stack
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "up":
 		return cmdUp(ctx, rest, stdout, stderr)
+	case "serve":
+		return cmdServe(ctx, rest, stdout, stderr)
 	case "tune":
 		return cmdTune(rest, stdout, stderr)
 	case "check-config":

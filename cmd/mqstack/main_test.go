@@ -122,13 +122,14 @@ func TestUp(t *testing.T) {
 	defer os.RemoveAll(parent)
 	dir := filepath.Join(parent, "mq")
 	t.Setenv("MQSTACK_POSTGRES_MEMORY", "256MiB")
+	t.Setenv("MQSTACK_PROXY_LISTEN", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"up", "--data-dir", dir}, &out, &errb) }()
 
-	connRE := regexp.MustCompile(`connect: psql "([^"]+)"`)
+	connRE := regexp.MustCompile(`direct:  psql "([^"]+)"`)
 	deadline := time.Now().Add(90 * time.Second)
 	var conn string
 	for conn == "" {
@@ -156,6 +157,17 @@ func TestUp(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(got), "mq|76MB|") || !strings.Contains(string(got), "pg_partman") || !strings.Contains(string(got), "pg_stat_statements") {
 		t.Fatalf("psql said %q", got)
+	}
+	// The proxy line: PGPASSWORD=<token> psql "host=... sslmode=require".
+	proxyRE := regexp.MustCompile(`connect: PGPASSWORD=(\S+) psql "([^"]+)"`)
+	m := proxyRE.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("up did not print a proxy line:\n%s", out.String())
+	}
+	psql = exec.Command(bins.Path("psql"), m[2], "-Atc", "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+	psql.Env = append(os.Environ(), "PGPASSWORD="+m[1])
+	if got, err = psql.CombinedOutput(); err != nil || !strings.HasPrefix(string(got), "mq|") {
+		t.Fatalf("psql through the proxy: %v\n%s", err, got)
 	}
 	cancel()
 	select {

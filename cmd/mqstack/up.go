@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"go.uber.org/zap"
 
+	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/extension/pgmq"
 	"mqstack/internal/pgembed"
@@ -69,28 +71,81 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	stopCluster := func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		return cluster.Stop(sctx)
+	}
+	acfg, err := auth.EmbeddedConfig(v.Config)
+	if err != nil {
+		stopCluster()
+		return err
+	}
+	px, err := startProxy(v, []configs.BackendConfig{embeddedBackend(cluster.SocketDir(), cluster.Port(), cluster.Database())},
+		acfg, v.DataDir, newRegistry(), log)
+	if err != nil {
+		stopCluster()
+		return err
+	}
+	psqlLine := devPsqlLine(v, acfg, px.Addr(), cluster.DefaultRole(), cluster.Database(), log)
+
 	fmt.Fprintf(stdout, `
 mqstack is up: PostgreSQL %s, tuned for %s of memory and %d CPUs
   data:    %s
   log:     %s
-  connect: psql "%s"
+  proxy:   %s (the password is a JWT: here a development token, valid 24h)
+  connect: %s
+  direct:  psql "%s"
 Press Ctrl-C to stop.
-`, bins.Version, in.Memory, in.CPUs, cluster.PGData(), cluster.LogPath(),
+`, bins.Version, in.Memory, in.CPUs, cluster.PGData(), cluster.LogPath(), px.Addr(), psqlLine,
 		cluster.ConnString(cluster.DefaultRole(), cluster.Database()))
 
-	select {
-	case <-ctx.Done():
-		log.Info("stopping")
-		sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		if err := cluster.Stop(sctx); err != nil {
-			return err
+	load := func() (*configs.Validated, error) {
+		cfg, err := loadConfig(*path)
+		if err != nil {
+			return nil, err
 		}
-		fmt.Fprintln(stdout, "mqstack stopped.")
-		return nil
-	case <-cluster.Done():
-		return cluster.Err()
+		if *dataDir != "" {
+			cfg.DataDir = *dataDir
+		}
+		return cfg.Validate()
 	}
+	runErr := runUntilDone(ctx, px, load, v, log, cluster.Done())
+	select {
+	case <-cluster.Done():
+		if runErr == nil {
+			runErr = cluster.Err()
+		}
+		return runErr
+	default:
+	}
+	log.Info("stopping")
+	if err := stopCluster(); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return runErr
+	}
+	fmt.Fprintln(stdout, "mqstack stopped.")
+	return nil
+}
+
+// devPsqlLine is a ready-to-paste psql command line with a development
+// token for the default role (when the dev secret is the key in use).
+func devPsqlLine(v *configs.Validated, acfg configs.AuthConfig, addr, role, db string, log *zap.Logger) string {
+	host, port, _ := net.SplitHostPort(addr)
+	conn := fmt.Sprintf(`psql "host=%s port=%s user=%s dbname=%s sslmode=require"`, host, port, role, db)
+	secret, err := auth.ConfiguredSecret(acfg)
+	if err != nil || len(secret) == 0 {
+		return "PGPASSWORD=<token> " + conn + "   (mint one with: mqstack token)"
+	}
+	tok, err := auth.Mint(secret, auth.MintOptions{Role: role, RoleClaim: acfg.RoleClaim, Audience: acfg.Audience,
+		Issuer: acfg.Issuer, TTL: 24 * time.Hour})
+	if err != nil {
+		log.Warn("cannot mint a development token", zap.Error(err))
+		return "PGPASSWORD=<token> " + conn
+	}
+	return "PGPASSWORD=" + tok + " " + conn
 }
 
 // installExtension puts our pgmq extension files into the server's share

@@ -192,7 +192,7 @@ func (c *Conn) Apply(ctx context.Context, set map[string]string, reset []string,
 	return nil
 }
 
-// quoteLiteral quotes s as an E'' literal, safe whatever
+// quoteLiteral quotes s as an E” literal, safe whatever
 // standard_conforming_strings says.
 func quoteLiteral(s string) string {
 	s = strings.ReplaceAll(s, `\`, `\\`)

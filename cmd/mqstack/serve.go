@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"mqstack/configs"
+)
+
+// cmdServe runs the proxy in front of the configured backends (an existing
+// Postgres). SIGTERM drains; SIGHUP reloads keys and limits.
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", "", "config file (default $MQSTACK_CONFIG)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	load := func() (*configs.Validated, error) {
+		cfg, err := loadConfig(*path)
+		if err != nil {
+			return nil, err
+		}
+		return cfg.Validate()
+	}
+	v, err := load()
+	if err != nil {
+		return err
+	}
+	if len(v.Backends) == 0 {
+		return &configs.Error{Msg: "serve needs at least one entry in backends: (or use `mqstack up` for the embedded Postgres)"}
+	}
+	if !v.Auth.HasKey() {
+		return &configs.Error{Msg: "serve needs a token key: set auth.hmac_secret(_file), auth.public_key_files or auth.jwks_file"}
+	}
+	log, err := newLogger(v.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	reg := newRegistry()
+	p, err := startProxy(v, v.Backends, v.Auth, "", reg, log)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "mqstack proxy listening on %s in front of %d backend(s)\n", p.Addr(), len(v.Backends))
+	return runUntilDone(ctx, p, load, v, log, nil)
+}
+
+// runUntilDone serves until ctx ends (SIGTERM/SIGINT) or the proxy fails,
+// reloading on SIGHUP; then it drains the proxy.
+func runUntilDone(ctx context.Context, p *proxyStack, load func() (*configs.Validated, error),
+	v *configs.Validated, log *zap.Logger, other <-chan struct{}) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			nv, err := load()
+			if err != nil {
+				log.Error("config not reloaded", zap.Error(err))
+				continue
+			}
+			v = nv
+			p.reload(v)
+			log.Info("configuration reloaded")
+		case err := <-p.errc:
+			p.backends.Close()
+			return err
+		case <-other:
+			p.shutdown(v.Proxy.ShutdownTimeout)
+			return nil
+		case <-ctx.Done():
+			log.Info("draining the proxy", zap.Duration("shutdown_timeout", v.Proxy.ShutdownTimeout))
+			p.shutdown(v.Proxy.ShutdownTimeout)
+			return nil
+		}
+	}
+}

@@ -1,0 +1,196 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"mqstack/configs"
+	"mqstack/internal/pgembed"
+	"mqstack/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+
+func newManager(t *testing.T, tweak func(*configs.PoolConfig)) (*Manager, *pgembed.Cluster) {
+	t.Helper()
+	cl := testenv.Cluster(t)
+	pc := configs.Default().Pool
+	pc.Size = 2
+	pc.CheckoutTimeout = 300 * time.Millisecond
+	if tweak != nil {
+		tweak(&pc)
+	}
+	m, err := NewManager(Options{
+		Backends:   []configs.BackendConfig{{Name: "main", Host: cl.SocketDir(), Port: cl.Port(), SSLMode: "disable"}},
+		Pool:       pc,
+		Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m, cl
+}
+
+var key = Key{Backend: "main", Database: "postgres", Role: "mq"}
+
+func TestAcquireLogsInAsRole(t *testing.T) {
+	m, _ := newManager(t, nil)
+	ctx := context.Background()
+	c, err := m.Acquire(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Params["session_authorization"] != "mq" || c.Params["is_superuser"] != "off" {
+		t.Fatalf("params %v", c.Params)
+	}
+	if err := c.Apply(ctx, map[string]string{"search_path": "pg_catalog", "TimeZone": "UTC"}, nil,
+		func(n string) bool { return n == "search_path" }); err != nil {
+		t.Fatal(err)
+	}
+	if c.Params["TimeZone"] != "UTC" || c.Applied["search_path"] != "pg_catalog" {
+		t.Fatalf("after Apply: %v %v", c.Params, c.Applied)
+	}
+	err = c.Exec(ctx, "SELECT * FROM no_such_table")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42P01" || c.Broken() {
+		t.Fatalf("Exec error: %v broken=%v", err, c.Broken())
+	}
+	c.Release()
+	// Unknown roles fail with the server's error.
+	_, err = m.Acquire(ctx, Key{Backend: "main", Database: "postgres", Role: "nobody"})
+	if !errors.As(err, &pe) || pe.Code != "28000" {
+		t.Fatalf("unknown role: %v", err)
+	}
+	if _, err := m.Acquire(ctx, Key{Backend: "other", Database: "postgres", Role: "mq"}); err == nil {
+		t.Fatal("unknown backend accepted")
+	}
+}
+
+func TestCheckoutTimeoutAndReload(t *testing.T) {
+	m, _ := newManager(t, nil)
+	ctx := context.Background()
+	a, _ := m.Acquire(ctx, key)
+	b, _ := m.Acquire(ctx, key)
+	_, err := m.Acquire(ctx, key)
+	var cte *CheckoutTimeoutError
+	if !errors.As(err, &cte) || cte.Size != 2 {
+		t.Fatalf("want CheckoutTimeoutError, got %v", err)
+	}
+	// A reload to size 3 makes room without dropping a or b.
+	cfg := m.Config()
+	cfg.Size = 3
+	if err := m.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Acquire(ctx, key)
+	if err != nil {
+		t.Fatalf("after reload: %v", err)
+	}
+	for _, x := range []*Conn{a, b, c} {
+		if err := x.Exec(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		x.Release()
+	}
+}
+
+func TestBrokenConnectionsAreDiscarded(t *testing.T) {
+	m, cl := newManager(t, nil)
+	ctx := context.Background()
+	c, _ := m.Acquire(ctx, key)
+	pid := c.PID()
+	c.Release()
+	su, err := pgx.Connect(ctx, cl.ConnString(pgembed.Superuser, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer su.Close(ctx)
+	su.Exec(ctx, "SELECT pg_terminate_backend($1)", pid)
+	time.Sleep(1100 * time.Millisecond) // idle long enough to be checked
+	c, err = m.Acquire(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PID() == pid {
+		t.Fatal("terminated backend handed out")
+	}
+	// A connection left in a transaction is not reused.
+	c.Exec(ctx, "BEGIN")
+	pid = c.PID()
+	c.Release()
+	c, _ = m.Acquire(ctx, key)
+	if c.PID() == pid || c.TxStatus != 'I' {
+		t.Fatal("connection in a transaction reused")
+	}
+	c.Release()
+}
+
+func TestIdleTimeoutAndPasswords(t *testing.T) {
+	m, _ := newManager(t, func(p *configs.PoolConfig) {
+		p.IdleTimeout = 50 * time.Millisecond
+		p.HealthCheckPeriod = 100 * time.Millisecond
+	})
+	c, _ := m.Acquire(context.Background(), key)
+	c.Release()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m.mu.Lock()
+		n := m.pools[key].p.Stat().TotalResources()
+		m.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("idle connection not closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "pw")
+	os.WriteFile(f, []byte("from-file\n"), 0o600)
+	m.lookupEnv = func(k string) (string, bool) { return "from-env", k == "PW" }
+	pw := m.password(configs.BackendConfig{
+		Passwords:     map[string]configs.Secret{"a": "inline"},
+		PasswordFiles: map[string]string{"b": f},
+		PasswordEnv:   map[string]string{"c": "PW", "d": "MISSING"},
+	})
+	for role, want := range map[string]string{"a": "inline", "b": "from-file", "c": "from-env", "e": ""} {
+		if got, err := pw(role); err != nil || got != want {
+			t.Errorf("password(%s) = %q, %v", role, got, err)
+		}
+	}
+	if _, err := pw("d"); err == nil {
+		t.Error("missing env var accepted")
+	}
+}
+
+func TestStmtCache(t *testing.T) {
+	c := NewStmtCache(2)
+	c.Add("a")
+	c.Add("b")
+	c.Has("a")
+	c.Add("c") // evicts b
+	if c.Len() != 2 || !c.Has("a") || !c.Has("c") {
+		t.Fatal("LRU order")
+	}
+	if !c.Has("b") { // evicted but not closed yet: revived
+		t.Fatal("pending name not revived")
+	}
+	p := c.TakePending()
+	if len(p) != 1 {
+		t.Fatalf("pending %v", p)
+	}
+	c.Clear()
+	if c.Len() != 0 || len(c.TakePending()) != 0 {
+		t.Fatal("clear")
+	}
+}

@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"mqstack/auth"
+	"mqstack/configs"
+	"mqstack/internal/backend"
+	"mqstack/internal/pgembed"
+	"mqstack/internal/testenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
+
+// harness is a proxy in front of a test cluster.
+type harness struct {
+	t        testing.TB
+	cluster  *pgembed.Cluster
+	srv      *Server
+	backends *backend.Manager
+	addr     string
+	reg      *prometheus.Registry
+	serveErr chan error
+}
+
+func newHarness(t testing.TB, tweak func(p *configs.ProxyConfig, pool *configs.PoolConfig)) *harness {
+	return newHarnessOn(t, testenv.Cluster(t), tweak)
+}
+
+func newHarnessOn(t testing.TB, cl *pgembed.Cluster, tweak func(p *configs.ProxyConfig, pool *configs.PoolConfig)) *harness {
+	t.Helper()
+	def := configs.Default()
+	pcfg, poolCfg := def.Proxy, def.Pool
+	pcfg.Listen = "127.0.0.1:0"
+	poolCfg.Size = 4
+	if tweak != nil {
+		tweak(&pcfg, &poolCfg)
+	}
+	log := zap.NewNop()
+	if os.Getenv("MQSTACK_TEST_LOG") != "" {
+		log = zaptest.NewLogger(t)
+	}
+	reg := prometheus.NewRegistry()
+	bm, err := backend.NewManager(backend.Options{
+		Backends: []configs.BackendConfig{{Name: "main", Host: cl.SocketDir(), Port: cl.Port(),
+			Database: "postgres", SSLMode: "disable"}},
+		Pool:            poolCfg,
+		MaxMessageBytes: int(pcfg.MaxMessageBytes),
+		Log:             log,
+		Registerer:      reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acfg := def.Auth
+	acfg.HMACSecret = configs.Secret(testSecret)
+	v, err := auth.NewVerifier(acfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Options{Proxy: pcfg, Backends: bm, Verifier: v, Log: log, Registerer: reg, TLS: testTLS(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pcfg.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, cluster: cl, srv: srv, backends: bm, addr: ln.Addr().String(), reg: reg, serveErr: make(chan error, 1)}
+	go func() { h.serveErr <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		bm.Close()
+	})
+	return h
+}
+
+func mint(t testing.TB, role string, ttl time.Duration) string {
+	t.Helper()
+	tok, err := auth.Mint(testSecret, auth.MintOptions{Role: role, TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func (h *harness) port() string {
+	_, p, _ := net.SplitHostPort(h.addr)
+	return p
+}
+
+// connString is a libpq string for the proxy as role mq with a fresh token.
+func (h *harness) connString(extra ...string) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%s user=mq dbname=postgres sslmode=disable password=%s %s",
+		h.port(), mint(h.t, "mq", time.Hour), strings.Join(extra, " "))
+}
+
+func (h *harness) connect(t testing.TB, extra ...string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, h.connString(extra...))
+	if err != nil {
+		t.Fatalf("connect through the proxy: %v", err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// direct connects to the cluster itself (superuser, Unix socket).
+func (h *harness) direct(t testing.TB) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), h.cluster.ConnString(pgembed.Superuser, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testSchema makes schema mq_test, owned by role mq, for test tables.
+func (h *harness) testSchema(t testing.TB) {
+	t.Helper()
+	if _, err := h.direct(t).Exec(context.Background(), "CREATE SCHEMA IF NOT EXISTS mq_test AUTHORIZATION mq"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// counterValue reads one labelled counter from the harness registry.
+func counterValue(t testing.TB, h *harness, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -1,0 +1,140 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"slices"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"mqstack/internal/backend"
+)
+
+// noSuchStatement is a statement name the proxy never prepares: closing it
+// is a cheap message the backend always answers with CloseComplete.
+const noSuchStatement = "mqstack_none"
+
+// stmt is a client's prepared statement as the proxy keeps it: enough to
+// prepare it again on any backend connection.
+type stmt struct {
+	query string
+	oids  []uint32
+	// backendName is the name on backend connections: a hash of the text and
+	// parameter types, so clients preparing the same statement share it.
+	backendName string
+}
+
+func newStmt(m *pgproto3.Parse, named bool) *stmt {
+	st := &stmt{query: m.Query, oids: slices.Clone(m.ParameterOIDs)}
+	if named {
+		h := sha256.New()
+		h.Write([]byte(m.Query))
+		var b [4]byte
+		for _, o := range m.ParameterOIDs {
+			binary.BigEndian.PutUint32(b[:], o)
+			h.Write(b[:])
+		}
+		st.backendName = "mqs_" + hex.EncodeToString(h.Sum(nil)[:12])
+	}
+	return st
+}
+
+// pqAction says what to do with the ParseComplete or CloseComplete that a
+// Parse or Close sent to the backend produces.
+type pqAction uint8
+
+const (
+	pqPass    pqAction = iota // the client's own message: relay the answer
+	pqDrop                    // injected by the proxy: drop the answer
+	pqAsParse                 // a Close standing in for a Parse of a statement already there: answer ParseComplete
+)
+
+type pqEntry struct {
+	action pqAction
+	cycle  uint64
+	// created is the backend statement a Parse creates; when the answer
+	// never comes (an error skipped it) the LRU forgets it.
+	created string
+	// client and st name the client statement a Parse defines, forgotten
+	// when its Parse fails.
+	client string
+	st     *stmt
+	// unnamed marks a Parse of the unnamed statement; own when the client
+	// sent it (not a re-prepare by the proxy).
+	unnamed, own bool
+}
+
+// pushLocked records how to relay the answer to a Parse or Close about to be
+// sent. s.mu is held.
+func (s *session) pushLocked(e pqEntry) {
+	e.cycle = s.cycle
+	s.parseq = append(s.parseq, e)
+}
+
+// popLocked takes the entry for a ParseComplete or CloseComplete.
+func (s *session) popLocked() pqAction {
+	if len(s.parseq) == 0 {
+		panic("BUG: ParseComplete or CloseComplete without a Parse or Close sent")
+	}
+	e := s.parseq[0]
+	s.parseq = s.parseq[1:]
+	return e.action
+}
+
+// settleLocked runs at each ReadyForQuery: entries of finished cycles still
+// queued were skipped by an error, so their statements do not exist.
+func (s *session) settleLocked(c *backend.Conn) {
+	i := 0
+	for ; i < len(s.parseq) && s.parseq[i].cycle < s.doneCycles; i++ {
+		e := s.parseq[i]
+		if e.created != "" {
+			c.Stmts.Remove(e.created)
+		}
+		if e.client != "" && s.stmts[e.client] == e.st {
+			delete(s.stmts, e.client)
+		}
+		if e.unnamed {
+			c.UnnamedOwner = nil
+			if e.own && s.unnamed == e.st {
+				s.unnamed = nil
+			}
+		}
+	}
+	s.parseq = s.parseq[i:]
+}
+
+// ensurePreparedLocked makes st exist on c before a Bind or Describe uses
+// it, preparing it (answer dropped) when c lacks it.
+func (s *session) ensurePreparedLocked(c *backend.Conn, st *stmt) {
+	if c.Stmts.Has(st.backendName) {
+		return
+	}
+	c.Stmts.Add(st.backendName)
+	s.pushLocked(pqEntry{action: pqDrop, created: st.backendName})
+	c.Frontend().Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
+	s.pending += len(st.query)
+}
+
+// ensureUnnamedLocked makes the client's unnamed statement the one c holds.
+func (s *session) ensureUnnamedLocked(c *backend.Conn) {
+	if s.unnamed == nil || c.UnnamedOwner == s && c.UnnamedGen == s.unnamedGen {
+		return
+	}
+	c.UnnamedOwner, c.UnnamedGen = s, s.unnamedGen
+	s.pushLocked(pqEntry{action: pqDrop, st: s.unnamed, unnamed: true})
+	c.Frontend().Send(&pgproto3.Parse{Query: s.unnamed.query, ParameterOIDs: s.unnamed.oids})
+	s.pending += len(s.unnamed.query)
+}
+
+// startCycleLocked closes the statements the LRU evicted, first thing in a
+// cycle where no earlier error can make the backend skip the Close.
+func (s *session) startCycleLocked(c *backend.Conn) {
+	if s.open {
+		return
+	}
+	for _, name := range c.Stmts.TakePending() {
+		s.pushLocked(pqEntry{action: pqDrop})
+		c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: name})
+	}
+}

@@ -1,0 +1,628 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"mqstack/internal/backend"
+)
+
+// flushThreshold bounds what is buffered toward a backend between sync
+// points (large COPY or Bind streams).
+const flushThreshold = 64 << 10
+
+// msgKind says how a client message moves the relay state.
+type msgKind int
+
+const (
+	kindExtended msgKind = iota // Parse, Bind, Describe, Execute, Close: opens a cycle
+	kindSync                    // Sync, FunctionCall: ends a cycle, one ReadyForQuery
+	kindQuery                   // simple Query: one ReadyForQuery
+	kindCopy                    // CopyData, CopyDone, CopyFail: inside a COPY
+	kindFlush                   // Flush: push what is buffered
+)
+
+var (
+	errTerminate   = errors.New("client sent Terminate")
+	errBackendLost = errors.New("backend connection lost")
+)
+
+// commandLoop relays client messages until the client leaves and returns
+// why the session ends.
+func (s *session) commandLoop() string {
+	for {
+		msg, err := s.client.Receive()
+		if err != nil {
+			var tooLong *pgproto3.ExceededMaxBodyLenErr
+			switch {
+			case s.ctx.Err() != nil:
+				return "shutdown"
+			case errors.As(err, &tooLong):
+				s.killWith(fatalf(pgerrcode.ProgramLimitExceeded,
+					"message of %d bytes is over proxy.max_message_bytes (%d)", tooLong.ActualBodyLen, tooLong.MaxExpectedBodyLen), "message_too_long")
+				return "message_too_long"
+			case errors.Is(err, errClientGone) || isNetErr(err):
+				return "client_closed"
+			}
+			s.killWith(fatalf(pgerrcode.ProtocolViolation, "invalid message: %v", err), "protocol_error")
+			return "protocol_error"
+		}
+		if s.skipUntilSync {
+			if _, ok := msg.(*pgproto3.Sync); ok {
+				s.skipUntilSync = false
+				if err := s.handleSync(); err != nil {
+					return s.loopError(err)
+				}
+			}
+			continue
+		}
+		if err := s.handle(msg); err != nil {
+			return s.loopError(err)
+		}
+	}
+}
+
+func (s *session) loopError(err error) string {
+	switch {
+	case errors.Is(err, errTerminate):
+		return "client_closed"
+	case errors.Is(err, errBackendLost):
+		return "backend_lost"
+	case s.ctx.Err() != nil:
+		return "shutdown"
+	}
+	reason := "fatal_error"
+	var pxe *Error
+	if errors.As(err, &pxe) {
+		switch pxe.Code {
+		case pgerrcode.InvalidPassword:
+			reason = "token_expired"
+		case pgerrcode.AdminShutdown:
+			reason = "shutdown"
+		}
+	}
+	s.killWith(err, reason)
+	return reason
+}
+
+func (s *session) handle(msg pgproto3.FrontendMessage) error {
+	switch m := msg.(type) {
+	case *pgproto3.Query:
+		return s.handleQuery(m)
+	case *pgproto3.Parse:
+		return s.handleParse(m)
+	case *pgproto3.Bind:
+		return s.withConn(kindExtended, "", func(c *backend.Conn) {
+			if m.PreparedStatement == "" {
+				s.ensureUnnamedLocked(c)
+			} else if st := s.stmts[m.PreparedStatement]; st != nil {
+				s.ensurePreparedLocked(c, st)
+				m.PreparedStatement = st.backendName
+			}
+			c.Frontend().Send(m)
+			for _, p := range m.Parameters {
+				s.pending += len(p)
+			}
+		})
+	case *pgproto3.Describe:
+		return s.withConn(kindExtended, "", func(c *backend.Conn) {
+			if m.ObjectType == 'S' {
+				if m.Name == "" {
+					s.ensureUnnamedLocked(c)
+				} else if st := s.stmts[m.Name]; st != nil {
+					s.ensurePreparedLocked(c, st)
+					m.Name = st.backendName
+				}
+			}
+			c.Frontend().Send(m)
+		})
+	case *pgproto3.Execute:
+		return s.withConn(kindExtended, "", func(c *backend.Conn) { c.Frontend().Send(m) })
+	case *pgproto3.Close:
+		return s.withConn(kindExtended, "", func(c *backend.Conn) {
+			if m.ObjectType == 'S' {
+				if m.Name == "" {
+					s.unnamed = nil
+					c.UnnamedOwner = nil
+				} else if st := s.stmts[m.Name]; st != nil {
+					// The backend statement stays (shared, in the LRU);
+					// a Close of nothing answers CloseComplete in order.
+					delete(s.stmts, m.Name)
+					m.Name = noSuchStatement
+				}
+			}
+			s.pushLocked(pqEntry{action: pqPass})
+			c.Frontend().Send(m)
+		})
+	case *pgproto3.Sync:
+		return s.handleSync()
+	case *pgproto3.Flush:
+		s.mu.Lock()
+		c := s.conn
+		s.mu.Unlock()
+		if c == nil {
+			return s.writeClient(true)
+		}
+		return s.withConn(kindFlush, "", func(c *backend.Conn) { c.Frontend().Send(&pgproto3.Flush{}) })
+	case *pgproto3.FunctionCall:
+		return s.withConn(kindSync, "", func(c *backend.Conn) { c.Frontend().Send(m) })
+	case *pgproto3.CopyData:
+		return s.withCopy(m, len(m.Data))
+	case *pgproto3.CopyDone, *pgproto3.CopyFail:
+		return s.withCopy(m, flushThreshold)
+	case *pgproto3.Terminate:
+		return errTerminate
+	}
+	return fatalf(pgerrcode.ProtocolViolation, "unexpected message type %T", msg)
+}
+
+func (s *session) handleSync() error {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c == nil {
+		return s.writeClient(true, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	}
+	return s.withConn(kindSync, "", func(c *backend.Conn) { c.Frontend().Send(&pgproto3.Sync{}) })
+}
+
+func (s *session) handleParse(m *pgproto3.Parse) error {
+	named := m.Name != ""
+	st := newStmt(m, named)
+	sc := scanSQL(m.Query)
+	if named && sc.pin == "" {
+		// Outside a transaction a named Parse needs no backend: the proxy
+		// answers it and prepares the statement where it is first used.
+		// So a client that prepares synchronously (libpq's PQprepare)
+		// never waits for a backend while others wait on it.
+		s.mu.Lock()
+		if s.conn == nil {
+			s.stmts[m.Name] = st
+			s.mu.Unlock()
+			return s.writeClient(false, &pgproto3.ParseComplete{})
+		}
+		s.mu.Unlock()
+	}
+	return s.withConn(kindExtended, sc.pin, func(c *backend.Conn) {
+		s.pending += len(st.query)
+		if !named {
+			s.unnamed = st
+			s.unnamedGen++
+			c.UnnamedOwner, c.UnnamedGen = s, s.unnamedGen
+			s.pushLocked(pqEntry{action: pqPass, st: st, unnamed: true, own: true})
+			c.Frontend().Send(m)
+			return
+		}
+		s.stmts[m.Name] = st
+		if c.Stmts.Has(st.backendName) {
+			s.pushLocked(pqEntry{action: pqAsParse, client: m.Name, st: st})
+			c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
+			return
+		}
+		c.Stmts.Add(st.backendName)
+		s.pushLocked(pqEntry{action: pqPass, created: st.backendName, client: m.Name, st: st})
+		c.Frontend().Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
+	})
+}
+
+func (s *session) handleQuery(m *pgproto3.Query) error {
+	sc := scanSQL(m.String)
+	query := m.String
+	var dealloc *stmt
+	switch sc.intercept {
+	case interceptDeallocate, interceptDeallocateAll:
+		s.mu.Lock()
+		if sc.intercept == interceptDeallocate {
+			dealloc = s.stmts[sc.name]
+			delete(s.stmts, sc.name)
+		} else {
+			clear(s.stmts)
+		}
+		attached := s.conn != nil
+		s.mu.Unlock()
+		if sc.intercept == interceptDeallocate && dealloc == nil {
+			break // not a protocol statement of ours: Postgres answers
+		}
+		if !attached {
+			tag := "DEALLOCATE"
+			if sc.intercept == interceptDeallocateAll {
+				tag = "DEALLOCATE ALL"
+			}
+			return s.writeClient(true, &pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+		}
+		if dealloc != nil {
+			query = "DEALLOCATE " + dealloc.backendName
+		}
+	case interceptDiscardAll:
+		s.mu.Lock()
+		clear(s.stmts)
+		s.unnamed = nil
+		s.mu.Unlock()
+	}
+	return s.withConn(kindQuery, sc.pin, func(c *backend.Conn) {
+		switch {
+		case dealloc != nil:
+			s.ensurePreparedLocked(c, dealloc)
+			c.Stmts.Remove(dealloc.backendName)
+		case sc.intercept == interceptDeallocateAll:
+			c.Stmts.Clear()
+		}
+		// A simple query replaces the unnamed statement.
+		s.unnamed = nil
+		c.UnnamedOwner = nil
+		c.Frontend().Send(&pgproto3.Query{String: query})
+		s.pending += len(query)
+	})
+}
+
+func (s *session) withCopy(m pgproto3.FrontendMessage, size int) error {
+	s.mu.Lock()
+	c := s.conn
+	if c == nil {
+		s.mu.Unlock()
+		return nil // Postgres ignores COPY messages outside COPY too
+	}
+	c.Frontend().Send(m)
+	s.pending += size
+	s.mu.Unlock()
+	if s.pending >= flushThreshold {
+		return s.flushBackend(c)
+	}
+	return nil
+}
+
+// withConn runs fn with s.mu held and a backend connection attached
+// (checking one out if needed), then updates the relay state for kind and
+// flushes at sync points.
+func (s *session) withConn(kind msgKind, pin string, fn func(c *backend.Conn)) error {
+	c, err := s.lockAttached()
+	if err != nil {
+		return s.attachFailed(err, kind)
+	}
+	if pin != "" {
+		s.pinLocked(pin)
+	}
+	if kind == kindExtended {
+		s.startCycleLocked(c)
+	}
+	fn(c)
+	switch kind {
+	case kindSync, kindQuery:
+		s.inflight++
+		s.cycle++
+		s.open = false
+	case kindExtended:
+		s.open = true
+	}
+	s.mu.Unlock()
+	if kind != kindExtended || s.pending >= flushThreshold {
+		return s.flushBackend(c)
+	}
+	return nil
+}
+
+func (s *session) flushBackend(c *backend.Conn) error {
+	s.pending = 0
+	s.bw.Lock()
+	err := c.Frontend().Flush()
+	s.bw.Unlock()
+	if err != nil {
+		c.MarkBroken()
+		s.log.Warn("backend write failed", zap.Stringer("pool", c.Key), zap.Error(err))
+		return errBackendLost
+	}
+	return nil
+}
+
+func (s *session) pinLocked(cause string) {
+	if s.pinned == "" {
+		s.pinned = cause
+		s.srv.metrics.pins.WithLabelValues(cause).Inc()
+	}
+}
+
+// lockAttached returns the attached backend connection with s.mu held,
+// checking one out (and replaying the client's settings onto it) when none
+// is attached. At a transaction boundary it also ends sessions whose token
+// expired or whose server is draining.
+func (s *session) lockAttached() (*backend.Conn, error) {
+	s.mu.Lock()
+	if s.conn != nil && !s.idleLocked() {
+		return s.conn, nil
+	}
+	if err := s.boundaryCheck(); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	if s.conn != nil {
+		return s.conn, nil
+	}
+	s.mu.Unlock()
+	c, err := s.srv.backends.Acquire(s.ctx, s.pool)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	if err := s.applySettings(ctx, c); err != nil {
+		c.Release()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.attachLocked(c)
+	return c, nil
+}
+
+// boundaryCheck ends the session between transactions when its token has
+// expired or the server drains. s.mu is held.
+func (s *session) boundaryCheck() error {
+	if !s.srv.verifier.StillValid(s.id, time.Now()) {
+		return &Error{Severity: "FATAL", Code: pgerrcode.InvalidPassword,
+			Message: "token expired: session closed", Hint: "reconnect with a fresh token"}
+	}
+	if s.drainReq || s.srv.isDraining() {
+		return fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down")
+	}
+	return nil
+}
+
+// attachLocked makes c the session's backend connection and starts the
+// reader that relays its messages.
+func (s *session) attachLocked(c *backend.Conn) {
+	s.conn = c
+	s.inflight, s.open, s.copyIn = 0, false, false
+	s.cycle, s.doneCycles = 0, 0
+	s.parseq = s.parseq[:0]
+	done := make(chan struct{})
+	s.readerDone = done
+	go s.relayBackend(c, done)
+}
+
+// attachFailed reports a checkout failure as Postgres would report an
+// error at that point, or returns a FATAL error that ends the session.
+func (s *session) attachFailed(err error, kind msgKind) error {
+	var pxe *Error
+	if errors.As(err, &pxe) && pxe.Severity == "FATAL" || s.ctx.Err() != nil {
+		return err
+	}
+	s.log.Info("no backend connection for client", zap.Stringer("pool", s.pool), zap.Error(err))
+	er := errorResponse(err, "ERROR", s.log)
+	switch kind {
+	case kindQuery, kindSync:
+		return s.writeClient(true, er, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	case kindExtended, kindFlush:
+		s.skipUntilSync = true
+		return s.writeClient(true, er)
+	}
+	return nil
+}
+
+// relayBackend is the reader goroutine of one attachment: it relays c's
+// messages to the client until c is detached, then releases c.
+func (s *session) relayBackend(c *backend.Conn, done chan struct{}) {
+	defer close(done)
+	fe := c.Frontend()
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			s.backendLost(c, err)
+			return
+		}
+		c.Observe(msg)
+		out := msg
+		switch m := msg.(type) {
+		case *pgproto3.ParseComplete:
+			s.mu.Lock()
+			if s.popLocked() == pqDrop {
+				out = nil
+			}
+			s.mu.Unlock()
+		case *pgproto3.CloseComplete:
+			s.mu.Lock()
+			switch s.popLocked() {
+			case pqDrop:
+				out = nil
+			case pqAsParse:
+				out = &pgproto3.ParseComplete{}
+			}
+			s.mu.Unlock()
+		case *pgproto3.ParameterStatus:
+			s.mu.Lock()
+			if !s.discarding && tracked(m.Name) {
+				s.want[m.Name] = m.Value
+			}
+			s.mu.Unlock()
+		case *pgproto3.CommandComplete:
+			if string(m.CommandTag) == "DISCARD ALL" {
+				s.mu.Lock()
+				s.discardedLocked(c)
+				s.mu.Unlock()
+			}
+		case *pgproto3.CopyInResponse:
+			s.mu.Lock()
+			s.copyIn = true
+			s.mu.Unlock()
+		case *pgproto3.ErrorResponse:
+			if m.Severity == "FATAL" || m.Severity == "PANIC" {
+				c.MarkBroken()
+			}
+		case *pgproto3.ReadyForQuery:
+			if s.readyForQuery(c, m) {
+				return
+			}
+			continue
+		}
+		if out != nil {
+			s.relayToClient(out, fe.ReadBufferLen() == 0)
+		}
+	}
+}
+
+func tracked(name string) bool {
+	for _, r := range replayedReported {
+		if r == name {
+			return true
+		}
+	}
+	return false
+}
+
+// discardedLocked follows a successful DISCARD ALL: the connection holds no
+// statements or settings of the proxy's any more, and the session's state is
+// gone, so it needs no pin.
+func (s *session) discardedLocked(c *backend.Conn) {
+	c.Stmts.Clear()
+	clear(c.Applied)
+	c.UnnamedOwner = nil
+	s.discarding = true
+	s.want = maps.Clone(s.baseWant)
+	if s.pinned != pinSessionMode {
+		s.pinned = ""
+	}
+}
+
+func (s *session) relayToClient(m pgproto3.BackendMessage, flush bool) {
+	s.wmu.Lock()
+	s.client.Send(m)
+	if flush {
+		s.client.Flush() // a failed write ends the client goroutine's read too
+	}
+	s.wmu.Unlock()
+}
+
+// readyForQuery ends a cycle; it reports true when c was detached (and
+// released), which ends the reader.
+func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool {
+	s.mu.Lock()
+	gone := s.clientGone
+	s.mu.Unlock()
+	if !gone {
+		s.relayToClient(m, true)
+	}
+	s.mu.Lock()
+	s.inflight--
+	if s.inflight < 0 {
+		s.mu.Unlock()
+		panic("BUG: ReadyForQuery without a sync point in flight")
+	}
+	s.doneCycles++
+	s.settleLocked(c)
+	s.copyIn = false
+	s.discarding = false
+	quiet := s.inflight == 0 && !s.open
+	gone = s.clientGone
+	pinned := s.pinned != ""
+	detach := quiet && (gone || !pinned && m.TxStatus == 'I')
+	drain := quiet && m.TxStatus == 'I' && (s.drainReq || s.srv.isDraining())
+	if detach {
+		s.conn = nil
+		if c.UnnamedOwner == s {
+			c.UnnamedOwner = nil
+		}
+	}
+	s.mu.Unlock()
+	if detach {
+		s.bw.Lock() // wait for the flush that sent the last Sync to return
+		s.bw.Unlock()
+	}
+	if !detach {
+		if drain && !gone {
+			s.killWith(fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"), "shutdown")
+		}
+		return false
+	}
+	if gone {
+		s.resetForReuse(c, pinned)
+	}
+	c.Release()
+	if drain && !gone {
+		s.killWith(fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"), "shutdown")
+	}
+	return true
+}
+
+// resetForReuse cleans a connection whose client left: the transaction is
+// rolled back, and a pinned session's state is discarded.
+func (s *session) resetForReuse(c *backend.Conn, pinned bool) {
+	if c.Broken() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	if pinned {
+		err = c.Discard(ctx)
+	} else if c.TxStatus != 'I' {
+		err = c.Exec(ctx, "ROLLBACK")
+	}
+	if err != nil {
+		s.log.Warn("backend reset failed; connection discarded", zap.Stringer("pool", c.Key), zap.Error(err))
+		c.MarkBroken()
+	}
+}
+
+// backendLost handles a backend connection that failed under a session:
+// the connection is discarded and the client, whose transaction is lost,
+// disconnected.
+func (s *session) backendLost(c *backend.Conn, err error) {
+	c.MarkBroken()
+	s.mu.Lock()
+	if s.conn == c {
+		s.conn = nil
+	}
+	gone := s.clientGone
+	s.mu.Unlock()
+	s.bw.Lock()
+	s.bw.Unlock()
+	c.Release()
+	if !gone {
+		s.log.Warn("backend connection lost", zap.Stringer("pool", c.Key), zap.Error(err))
+		s.killWith(fatalf(pgerrcode.ConnectionFailure, "the backend connection was lost"), "backend_lost")
+	}
+}
+
+// cleanup runs when the client goroutine ends: an attached connection is
+// brought back to a known state by the reader (a Sync, after failing a COPY
+// and cancelling a running statement), then released.
+func (s *session) cleanup() {
+	s.mu.Lock()
+	s.clientGone = true
+	s.phase = phaseClosed
+	c, done := s.conn, s.readerDone
+	var running bool
+	if c != nil {
+		if s.copyIn {
+			c.Frontend().Send(&pgproto3.CopyFail{Message: "client disconnected"})
+		}
+		running = s.inflight > 0 || s.open
+		c.Frontend().Send(&pgproto3.Sync{})
+		s.inflight++
+		s.cycle++
+		s.open = false
+	}
+	s.mu.Unlock()
+	if c != nil {
+		if running {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c.Cancel(ctx)
+			cancel()
+		}
+		c.NetConn().SetReadDeadline(time.Now().Add(15 * time.Second))
+		s.bw.Lock()
+		err := c.Frontend().Flush()
+		s.bw.Unlock()
+		if err != nil {
+			c.MarkBroken()
+			c.NetConn().Close()
+		}
+	}
+	if done != nil {
+		<-done
+	}
+}

@@ -1,0 +1,340 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"mqstack/auth"
+	"mqstack/configs"
+	"mqstack/internal/backend"
+)
+
+// Verifier is what the proxy needs of auth: *auth.Verifier implements it.
+type Verifier interface {
+	Verify(token string) (auth.Identity, error)
+	CheckRole(role string, isSuperuser bool) error
+	StillValid(id auth.Identity, now time.Time) bool
+}
+
+var _ Verifier = (*auth.Verifier)(nil)
+
+// Options configure a Server.
+type Options struct {
+	Proxy    configs.ProxyConfig
+	Backends *backend.Manager
+	Verifier Verifier
+	// TLS is offered to clients that send SSLRequest; nil refuses TLS.
+	TLS        *tls.Config
+	Log        *zap.Logger
+	Registerer prometheus.Registerer
+}
+
+// Server is the wire-protocol proxy. It is made by New, serves listeners
+// with Serve and stops with Shutdown.
+type Server struct {
+	log      *zap.Logger
+	backends *backend.Manager
+	verifier Verifier
+	tls      *tls.Config
+	metrics  *metrics
+	cfg      atomic.Pointer[configs.ProxyConfig]
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	cancelKey map[uint32]*session
+	draining  bool
+	clients   int
+	logins    map[backend.Key]*poolLogin
+
+	wg   sync.WaitGroup // sessions and cancel handlers
+	done chan struct{}  // closed by Shutdown
+}
+
+// New makes a server. It does not listen yet.
+func New(opts Options) (*Server, error) {
+	if opts.Backends == nil || opts.Verifier == nil {
+		return nil, errors.New("proxy: Backends and Verifier are required")
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		log:       opts.Log,
+		backends:  opts.Backends,
+		verifier:  opts.Verifier,
+		tls:       opts.TLS,
+		metrics:   m,
+		listeners: map[net.Listener]struct{}{},
+		sessions:  map[*session]struct{}{},
+		cancelKey: map[uint32]*session{},
+		logins:    map[backend.Key]*poolLogin{},
+		done:      make(chan struct{}),
+	}
+	cfg := opts.Proxy
+	s.cfg.Store(&cfg)
+	return s, nil
+}
+
+// Reload applies new proxy limits (max_clients, allow_plaintext_password,
+// timeouts) to new clients; open sessions are kept.
+func (s *Server) Reload(cfg configs.ProxyConfig) {
+	s.cfg.Store(&cfg)
+}
+
+func (s *Server) config() *configs.ProxyConfig { return s.cfg.Load() }
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("proxy: server closed")
+
+// Serve accepts clients on ln until Shutdown; it always returns a non-nil
+// error (ErrServerClosed after Shutdown).
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.done:
+				return ErrServerClosed
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if !s.startSession(nc) {
+			continue
+		}
+	}
+}
+
+func (s *Server) startSession(nc net.Conn) bool {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		nc.Close()
+		return false
+	}
+	sess := newSession(s, nc)
+	s.sessions[sess] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		sess.serve()
+		s.mu.Lock()
+		delete(s.sessions, sess)
+		if sess.key.pid != 0 && s.cancelKey[sess.key.pid] == sess {
+			delete(s.cancelKey, sess.key.pid)
+		}
+		if sess.counted {
+			s.clients--
+			s.metrics.clients.Set(float64(s.clients))
+		}
+		s.mu.Unlock()
+	}()
+	return true
+}
+
+// admit counts a client against max_clients once it passed the startup
+// packet; false means too many.
+func (s *Server) admit(sess *session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.clients >= s.config().MaxClients {
+		return false
+	}
+	s.clients++
+	sess.counted = true
+	s.metrics.clients.Set(float64(s.clients))
+	return true
+}
+
+// issueKey gives a session its cancel key (process id and secret).
+func (s *Server) issueKey(sess *session) {
+	var b [8]byte
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		rand.Read(b[:])
+		pid := binary.BigEndian.Uint32(b[:4]) & 0x7fffffff
+		if pid == 0 || s.cancelKey[pid] != nil {
+			continue
+		}
+		sess.key = cancelKey{pid: pid, secret: binary.BigEndian.Uint32(b[4:])}
+		s.cancelKey[pid] = sess
+		return
+	}
+}
+
+// cancel forwards a CancelRequest to the backend serving that client now.
+func (s *Server) cancel(pid uint32, secret []byte) {
+	s.mu.Lock()
+	sess := s.cancelKey[pid]
+	s.mu.Unlock()
+	if sess == nil || len(secret) != 4 {
+		s.metrics.cancels.WithLabelValues("unknown").Inc()
+		return
+	}
+	if subtle.ConstantTimeEq(int32(binary.BigEndian.Uint32(secret)), int32(sess.key.secret)) != 1 {
+		s.metrics.cancels.WithLabelValues("unknown").Inc()
+		return
+	}
+	if sess.cancelBackend() {
+		s.metrics.cancels.WithLabelValues("forwarded").Inc()
+	} else {
+		s.metrics.cancels.WithLabelValues("idle").Inc()
+	}
+}
+
+// Shutdown stops accepting clients, closes idle sessions at once, lets
+// sessions in a transaction finish it (each is closed at its transaction
+// boundary), and when ctx ends closes whatever is left. It returns when
+// every session has ended.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.draining {
+		s.draining = true
+		close(s.done)
+	}
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	sessions := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.drain()
+	}
+	finished := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.kill("shutdown")
+	}
+	s.mu.Unlock()
+	<-finished
+	return ctx.Err()
+}
+
+func (s *Server) isDraining() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Clients is the number of clients past the startup packet.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.clients
+}
+
+type metrics struct {
+	clients prometheus.Gauge
+	closed  *prometheus.CounterVec
+	authN   *prometheus.CounterVec
+	pins    *prometheus.CounterVec
+	cancels *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mqstack_proxy_clients", Help: "Clients connected to the proxy.",
+		}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mqstack_proxy_connections_closed_total", Help: "Client connections closed, by reason.",
+		}, []string{"reason"}),
+		authN: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mqstack_proxy_auth_attempts_total", Help: "Client authentications by outcome and reason.",
+		}, []string{"outcome", "reason"}),
+		pins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mqstack_proxy_pins_total", Help: "Sessions pinned to their backend connection, by cause.",
+		}, []string{"cause"}),
+		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mqstack_proxy_cancel_requests_total", Help: "CancelRequests by outcome (forwarded, idle, unknown).",
+		}, []string{"outcome"}),
+	}
+	for _, c := range PinCauses() {
+		m.pins.WithLabelValues(c)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.clients, m.closed, m.authN, m.pins, m.cancels} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (s *Server) poolLogin(k backend.Key) *poolLogin {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logins[k]
+}
+
+// rememberLogin merges what a probe learned into the pool's record and
+// returns the record (copy-on-write: readers keep their snapshot).
+func (s *Server) rememberLogin(k backend.Key, pl *poolLogin) *poolLogin {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.logins[k]; old != nil {
+		for n, v := range old.norm {
+			if _, ok := pl.norm[n]; !ok {
+				pl.norm[n] = v
+			}
+		}
+	}
+	s.logins[k] = pl
+	return pl
+}

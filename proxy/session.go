@@ -1,0 +1,491 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"io"
+	"maps"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"mqstack/auth"
+	"mqstack/internal/backend"
+)
+
+// Caps from ../shared/spec/auth.md.
+const (
+	maxPasswordMessage = 16 << 10
+	maxTokenLen        = 8 << 10
+)
+
+type phase int
+
+const (
+	phaseStartup phase = iota // TLS negotiation and the startup message
+	phaseAuth                 // waiting for the password (the token)
+	phaseLogin                // first backend checkout, parameters, key data
+	phaseReady                // command loop
+	phaseClosed
+)
+
+type cancelKey struct{ pid, secret uint32 }
+
+// session is one client connection. The client goroutine runs serve; while a
+// backend connection is attached, a reader goroutine (owned by the session,
+// waited for before serve returns) relays the backend's messages.
+type session struct {
+	srv    *Server
+	log    *zap.Logger
+	nc     net.Conn
+	client *pgproto3.Backend
+	isTLS  bool
+	ctx    context.Context // ends when the session is killed
+	stop   context.CancelFunc
+
+	counted bool
+	key     cancelKey
+	start   *clientStartup
+	id      auth.Identity
+	pool    backend.Key
+	// skipUntilSync discards client messages after an error the proxy
+	// reported in an extended-protocol cycle, as Postgres does.
+	skipUntilSync bool
+	pending       int // bytes sent to the backend since its last flush
+
+	// mu guards the relay state shared with the reader goroutine.
+	mu         sync.Mutex
+	phase      phase
+	conn       *backend.Conn // attached backend connection, nil when none
+	inflight   int           // sync points (Sync, Query, FunctionCall) sent, ReadyForQuery not yet seen
+	open       bool          // messages sent since the last sync point
+	pinned     string        // pin cause; "" while the session is pooled
+	cycle      uint64        // sync points sent on conn
+	doneCycles uint64        // ReadyForQuery seen on conn
+	parseq     []pqEntry     // how to relay each ParseComplete/CloseComplete to come
+	copyIn     bool
+	clientGone bool
+	drainReq   bool
+	readerDone chan struct{}
+	want       map[string]string // settings the client's backend must have
+	baseWant   map[string]string // want as of login (DISCARD ALL returns to it)
+	discarding bool              // a DISCARD ALL ran in this cycle
+	stmts      map[string]*stmt  // the client's named statements
+	unnamed    *stmt             // the client's unnamed statement
+	unnamedGen uint64
+
+	wmu sync.Mutex // client writes
+	// bw is held while the client goroutine flushes to the backend; the
+	// reader takes it before releasing the connection, so a flush that
+	// delivered its last byte has also finished with the buffer.
+	bw       sync.Mutex
+	killOnce sync.Once
+}
+
+func newSession(srv *Server, nc net.Conn) *session {
+	ctx, stop := context.WithCancel(context.Background())
+	return &session{
+		srv:   srv,
+		log:   srv.log.With(zap.String("client", nc.RemoteAddr().String())),
+		nc:    nc,
+		ctx:   ctx,
+		stop:  stop,
+		stmts: map[string]*stmt{},
+	}
+}
+
+// serve runs the session's phases in order, then cleans up.
+func (s *session) serve() {
+	reason := "client_closed"
+	defer func() {
+		s.cleanup()
+		s.stop()
+		s.nc.Close()
+		s.srv.metrics.closed.WithLabelValues(reason).Inc()
+	}()
+	cfg := s.srv.config()
+	s.nc.SetDeadline(time.Now().Add(cfg.ClientLoginTimeout))
+	if err := s.negotiate(); err != nil {
+		reason = s.fail(err, "startup_error")
+		return
+	}
+	s.setPhase(phaseAuth)
+	if err := s.authenticate(); err != nil {
+		reason = s.fail(err, "auth_failed")
+		return
+	}
+	s.setPhase(phaseLogin)
+	if err := s.login(); err != nil {
+		reason = s.fail(err, "login_failed")
+		return
+	}
+	s.nc.SetDeadline(time.Time{})
+	s.setPhase(phaseReady)
+	reason = s.commandLoop()
+}
+
+func (s *session) setPhase(p phase) {
+	s.mu.Lock()
+	s.phase = p
+	s.mu.Unlock()
+}
+
+var errCancelDone = errors.New("cancel request handled")
+
+// fail reports a startup-time error to the client (when it speaks the
+// protocol by then) and returns the close reason.
+func (s *session) fail(err error, reason string) string {
+	if errors.Is(err, errCancelDone) {
+		return "cancel_request"
+	}
+	var pxe *Error
+	var ae *auth.Error
+	isReport := errors.As(err, &pxe) || errors.As(err, &ae)
+	if !isReport && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetErr(err)) {
+		return "client_closed"
+	}
+	if s.client == nil {
+		s.client = pgproto3.NewBackend(s.nc, s.nc)
+	}
+	s.writeClient(true, errorResponse(err, "FATAL", s.log))
+	s.log.Debug("client refused", zap.String("reason", reason), zap.Error(err))
+	return reason
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
+}
+
+// negotiate handles SSLRequest, GSSENCRequest and CancelRequest and reads the
+// startup message.
+func (s *session) negotiate() error {
+	for {
+		p, err := readStartup(s.nc)
+		if err != nil {
+			return err
+		}
+		switch p.kind {
+		case kindSSL:
+			if s.isTLS || s.srv.tls == nil {
+				if _, err := s.nc.Write([]byte{'N'}); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := s.nc.Write([]byte{'S'}); err != nil {
+				return err
+			}
+			tc := tls.Server(s.nc, s.srv.tls)
+			if err := tc.HandshakeContext(s.ctx); err != nil {
+				return err
+			}
+			s.nc, s.isTLS = tc, true
+		case kindGSSENC:
+			if _, err := s.nc.Write([]byte{'N'}); err != nil {
+				return err
+			}
+		case kindCancel:
+			s.srv.cancel(p.pid, p.secret)
+			return errCancelDone
+		case kindStartup:
+			s.client = pgproto3.NewBackend(s.nc, s.nc)
+			s.client.SetMaxBodyLen(maxPasswordMessage)
+			cs, err := interpretStartup(p)
+			if err != nil {
+				return err
+			}
+			s.start = cs
+			s.log = s.log.With(zap.String("user", cs.user), zap.String("database", cs.database))
+			if p.minor > 0 || len(cs.unknownOptions) > 0 {
+				s.client.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: cs.unknownOptions})
+			}
+			if s.srv.isDraining() {
+				return fatalf(pgerrcode.CannotConnectNow, "the proxy is shutting down")
+			}
+			if !s.srv.admit(s) {
+				return fatalf(pgerrcode.TooManyConnections, "sorry, too many clients already (proxy.max_clients %d)", s.srv.config().MaxClients)
+			}
+			return nil
+		}
+	}
+}
+
+// plaintextAllowed is the transport rule for a password: inside TLS, from
+// loopback or a Unix socket, or when the operator allowed plaintext.
+func plaintextAllowed(remote net.Addr, isTLS, allowPlaintext bool) bool {
+	if isTLS || allowPlaintext {
+		return true
+	}
+	if ta, ok := remote.(*net.TCPAddr); ok {
+		return ta.IP.IsLoopback()
+	}
+	return remote == nil || remote.Network() == "unix"
+}
+
+// authenticate asks for the password (the JWT) and verifies it.
+func (s *session) authenticate() error {
+	cfg := s.srv.config()
+	if !plaintextAllowed(s.nc.RemoteAddr(), s.isTLS, cfg.AllowPlaintextPassword) {
+		s.srv.metrics.authN.WithLabelValues("failure", "plaintext_refused").Inc()
+		return &Error{Severity: "FATAL", Code: pgerrcode.InvalidAuthorizationSpecification,
+			Message: "tokens are accepted from non-loopback addresses only over TLS",
+			Hint:    "connect with sslmode=require"}
+	}
+	s.client.Send(&pgproto3.AuthenticationCleartextPassword{})
+	if err := s.client.Flush(); err != nil {
+		return err
+	}
+	if err := s.client.SetAuthType(pgproto3.AuthTypeCleartextPassword); err != nil {
+		return err
+	}
+	msg, err := s.client.Receive()
+	if err != nil {
+		var tooLong *pgproto3.ExceededMaxBodyLenErr
+		if errors.As(err, &tooLong) {
+			s.srv.metrics.authN.WithLabelValues("failure", string(auth.ReasonTooLong)).Inc()
+			return fatalf(pgerrcode.InvalidPassword, "password authentication failed for user %q: password message too long", s.start.user)
+		}
+		return err
+	}
+	pm, ok := msg.(*pgproto3.PasswordMessage)
+	if !ok {
+		return fatalf(pgerrcode.ProtocolViolation, "expected password response, got message type %T", msg)
+	}
+	token := pm.Password
+	if len(token) > maxTokenLen {
+		s.srv.metrics.authN.WithLabelValues("failure", string(auth.ReasonTooLong)).Inc()
+		return fatalf(pgerrcode.InvalidPassword, "password authentication failed for user %q: token too long", s.start.user)
+	}
+	id, err := s.srv.verifier.Verify(token)
+	if err == nil {
+		err = auth.MatchUser(id, s.start.user)
+	}
+	if err != nil {
+		reason := string(auth.ReasonOf(err))
+		if reason == "" {
+			reason = "error"
+		}
+		s.srv.metrics.authN.WithLabelValues("failure", reason).Inc()
+		var ae *auth.Error
+		if errors.As(err, &ae) {
+			s.log.Info("token refused", zap.String("reason", reason), zap.String("sub", ae.Subject),
+				zap.String("kid", ae.KeyID), zap.String("jti", ae.JTI))
+		}
+		return err
+	}
+	s.id = id
+	s.client.SetMaxBodyLen(int(cfg.MaxMessageBytes))
+	return nil
+}
+
+// poolLogin is what a login to a pool learned, so later logins with
+// settings already seen need no backend connection: the parameters a
+// backend reports at login, whether the role is a superuser, and each
+// validated setting's value as the server reports it.
+type poolLogin struct {
+	params    map[string]string
+	superuser bool
+	norm      map[string]string // name + "\x00" + value -> reported value
+}
+
+func (pl *poolLogin) covers(settings map[string]string) bool {
+	for k, v := range settings {
+		if _, ok := pl.norm[k+"\x00"+v]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// login settles what the client's backend connections must look like. The
+// first login to a pool (or one with settings not seen before) checks a
+// connection out: it proves the role can log in, applies the superuser
+// rule, validates the startup settings and yields the parameters a real
+// server reports.
+func (s *session) login() error {
+	b, named := s.srv.backends.Backend(s.start.database)
+	db := s.start.database
+	if named {
+		db = b.Database
+	}
+	s.pool = backend.Key{Backend: b.Name, Database: db, Role: s.id.Role}
+	pl := s.srv.poolLogin(s.pool)
+	if pl == nil || !pl.covers(s.start.settings) {
+		var err error
+		if pl, err = s.probe(); err != nil {
+			return err
+		}
+	}
+	if err := s.srv.verifier.CheckRole(s.id.Role, pl.superuser); err != nil {
+		s.srv.metrics.authN.WithLabelValues("failure", string(auth.ReasonOf(err))).Inc()
+		return err
+	}
+	params := maps.Clone(pl.params)
+	s.want = map[string]string{}
+	for k, v := range s.start.settings {
+		s.want[k] = v
+		if isReported(k) {
+			s.want[k] = pl.norm[k+"\x00"+v]
+			params[k] = s.want[k]
+		}
+	}
+	for _, name := range replayedReported {
+		if _, ok := s.want[name]; !ok {
+			s.want[name] = pl.params[name]
+		}
+	}
+	s.baseWant = maps.Clone(s.want)
+	s.srv.issueKey(s)
+	names := make([]string, 0, len(params))
+	for k := range params {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	s.client.Send(&pgproto3.AuthenticationOk{})
+	for _, k := range names {
+		s.client.Send(&pgproto3.ParameterStatus{Name: k, Value: params[k]})
+	}
+	var secret [4]byte
+	binary.BigEndian.PutUint32(secret[:], s.key.secret)
+	s.client.Send(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: secret[:]})
+	s.client.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	if err := s.client.Flush(); err != nil {
+		return err
+	}
+	s.srv.metrics.authN.WithLabelValues("success", "").Inc()
+	s.log.Debug("client logged in", zap.String("role", s.id.Role), zap.String("sub", s.id.Subject),
+		zap.String("kid", s.id.KeyID), zap.Stringer("pool", s.pool))
+	if s.srv.backends.SessionMode(s.pool) {
+		s.mu.Lock()
+		s.pinned = pinSessionMode
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// probe checks a connection of the client's pool out to learn its login
+// parameters and to validate the client's startup settings.
+func (s *session) probe() (*poolLogin, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.srv.config().ClientLoginTimeout)
+	defer cancel()
+	c, err := s.srv.backends.Acquire(ctx, s.pool)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
+	pl := &poolLogin{params: maps.Clone(c.LoginParams()), superuser: c.LoginParams()["is_superuser"] == "on",
+		norm: map[string]string{}}
+	if pl.superuser {
+		// Refused below unless allowed; never apply settings as a superuser
+		// the policy refuses.
+		if err := s.srv.verifier.CheckRole(s.id.Role, true); err != nil {
+			return pl, nil
+		}
+	}
+	s.want = maps.Clone(s.start.settings)
+	if err := s.applySettings(ctx, c); err != nil {
+		return nil, err
+	}
+	for k, v := range s.start.settings {
+		pl.norm[k+"\x00"+v] = v
+		if isReported(k) {
+			pl.norm[k+"\x00"+v] = c.Params[k]
+		}
+	}
+	return s.srv.rememberLogin(s.pool, pl), nil
+}
+
+// applySettings makes c's settings those the client wants: reported ones
+// compared with what c reports, the others with what the proxy applied.
+func (s *session) applySettings(ctx context.Context, c *backend.Conn) error {
+	set := map[string]string{}
+	var reset []string
+	for name, v := range s.want {
+		if isReported(name) {
+			if c.Params[name] != v {
+				set[name] = v
+			}
+		} else if cur, ok := c.Applied[name]; !ok || cur != v {
+			set[name] = v
+		}
+	}
+	for name := range c.Applied {
+		if _, ok := s.want[name]; !ok {
+			reset = append(reset, name)
+		}
+	}
+	return c.Apply(ctx, set, reset, func(n string) bool { return !isReported(n) })
+}
+
+// writeClient sends messages to the client, flushing when flush is set.
+func (s *session) writeClient(flush bool, msgs ...pgproto3.BackendMessage) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	for _, m := range msgs {
+		s.client.Send(m)
+	}
+	if flush {
+		return s.client.Flush()
+	}
+	return nil
+}
+
+// kill closes the client connection, after a FATAL message when err is set.
+func (s *session) kill(reason string) {
+	s.killOnce.Do(func() {
+		s.log.Debug("closing client", zap.String("reason", reason))
+		s.stop()
+		s.nc.Close()
+	})
+}
+
+// killWith sends err as FATAL, then closes the client connection.
+func (s *session) killWith(err error, reason string) {
+	if s.client != nil {
+		s.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		s.writeClient(true, errorResponse(err, "FATAL", s.log))
+	}
+	s.kill(reason)
+}
+
+// drain is Shutdown's request: an idle session is closed now, one in a
+// transaction at its end.
+func (s *session) drain() {
+	s.mu.Lock()
+	idle := s.phase != phaseReady || s.idleLocked()
+	if !idle {
+		s.drainReq = true
+	}
+	s.mu.Unlock()
+	if idle {
+		s.killWith(fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"), "shutdown")
+	}
+}
+
+// idleLocked reports whether the session is between transactions.
+func (s *session) idleLocked() bool {
+	return s.conn == nil || (s.inflight == 0 && !s.open && s.conn.TxStatus == 'I')
+}
+
+// cancelBackend forwards a cancel to the backend running the client's
+// statement now; false when it runs none.
+func (s *session) cancelBackend() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil || s.inflight == 0 && !s.open {
+		return false
+	}
+	if err := s.conn.Cancel(s.ctx); err != nil {
+		s.log.Warn("cancel not forwarded", zap.Error(err))
+		return false
+	}
+	return true
+}
