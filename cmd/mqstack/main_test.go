@@ -123,6 +123,8 @@ func TestUp(t *testing.T) {
 	dir := filepath.Join(parent, "mq")
 	t.Setenv("MQSTACK_POSTGRES_MEMORY", "256MiB")
 	t.Setenv("MQSTACK_PROXY_LISTEN", "127.0.0.1:0")
+	t.Setenv("MQSTACK_REST_LISTEN", "127.0.0.1:0")
+	t.Setenv("MQSTACK_METRICS_LISTEN", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb syncBuffer
@@ -159,7 +161,7 @@ func TestUp(t *testing.T) {
 		t.Fatalf("psql said %q", got)
 	}
 	// The proxy line: PGPASSWORD=<token> psql "host=... sslmode=require".
-	proxyRE := regexp.MustCompile(`connect: PGPASSWORD=(\S+) psql "([^"]+)"`)
+	proxyRE := regexp.MustCompile(`psql:    PGPASSWORD=(\S+) psql "([^"]+)"`)
 	m := proxyRE.FindStringSubmatch(out.String())
 	if m == nil {
 		t.Fatalf("up did not print a proxy line:\n%s", out.String())
@@ -168,6 +170,30 @@ func TestUp(t *testing.T) {
 	psql.Env = append(os.Environ(), "PGPASSWORD="+m[1])
 	if got, err = psql.CombinedOutput(); err != nil || !strings.HasPrefix(string(got), "mq|") {
 		t.Fatalf("psql through the proxy: %v\n%s", err, got)
+	}
+	// The REST line runs as printed, and sees the queue made over SQL.
+	psql = exec.Command(bins.Path("psql"), m[2], "-Atc", "SELECT pgmq.create('up_probe')")
+	psql.Env = append(os.Environ(), "PGPASSWORD="+m[1])
+	if got, err = psql.CombinedOutput(); err != nil {
+		t.Fatalf("create over the proxy: %v\n%s", err, got)
+	}
+	restRE := regexp.MustCompile(`REST:    (curl .*)`)
+	rm := restRE.FindStringSubmatch(out.String())
+	if rm == nil {
+		t.Fatalf("up did not print a REST line:\n%s", out.String())
+	}
+	got, err = exec.Command("bash", "-c", rm[1]).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(got), "[{") || !strings.Contains(string(got), `"queue_name":"up_probe"`) {
+		t.Fatalf("the printed curl line: %v\n%s", err, got)
+	}
+	metricsRE := regexp.MustCompile(`metrics: (http://\S+)`)
+	mm := metricsRE.FindStringSubmatch(out.String())
+	if mm == nil {
+		t.Fatalf("up did not print the metrics URL:\n%s", out.String())
+	}
+	got, err = exec.Command("curl", "-s", mm[1]).CombinedOutput()
+	if err != nil || !strings.Contains(string(got), `pgmq_queue_length{datname="postgres",queue_name="up_probe"} 0`) {
+		t.Fatalf("metrics endpoint: %v\n%.2000s", err, got)
 	}
 	cancel()
 	select {

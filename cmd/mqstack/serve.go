@@ -11,7 +11,16 @@ import (
 	"go.uber.org/zap"
 
 	"mqstack/configs"
+	"mqstack/internal/stack"
 )
+
+// metricsURL is where Prometheus scrapes, or "off".
+func metricsURL(st *stack.Stack) string {
+	if st.MetricsAddr() == "" {
+		return "off"
+	}
+	return "http://" + st.MetricsAddr() + "/metrics"
+}
 
 // cmdServe runs the proxy in front of the configured backends (an existing
 // Postgres). SIGTERM drains; SIGHUP reloads keys and limits.
@@ -43,18 +52,22 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer log.Sync()
-	reg := newRegistry()
-	p, err := startProxy(v, v.Backends, v.Auth, "", reg, log)
+	defaultRole := v.Auth.DefaultRole
+	if defaultRole == "" {
+		defaultRole = v.Postgres.DefaultRole
+	}
+	st, err := stack.Start(stack.Options{Config: v, Backends: v.Backends, Auth: v.Auth, DefaultRole: defaultRole, Logger: log})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "mqstack proxy listening on %s in front of %d backend(s)\n", p.Addr(), len(v.Backends))
-	return runUntilDone(ctx, p, load, v, log, nil)
+	fmt.Fprintf(stdout, "mqstack serving %d backend(s): proxy %s, REST http://%s/pgmq/v1/, metrics %s\n",
+		len(v.Backends), st.ProxyAddr(), st.RESTAddr(), metricsURL(st))
+	return runUntilDone(ctx, st, load, v, log, nil)
 }
 
 // runUntilDone serves until ctx ends (SIGTERM/SIGINT) or the proxy fails,
 // reloading on SIGHUP; then it drains the proxy.
-func runUntilDone(ctx context.Context, p *proxyStack, load func() (*configs.Validated, error),
+func runUntilDone(ctx context.Context, st *stack.Stack, load func() (*configs.Validated, error),
 	v *configs.Validated, log *zap.Logger, other <-chan struct{}) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -68,17 +81,17 @@ func runUntilDone(ctx context.Context, p *proxyStack, load func() (*configs.Vali
 				continue
 			}
 			v = nv
-			p.reload(v)
+			st.Reload(v)
 			log.Info("configuration reloaded")
-		case err := <-p.errc:
-			p.backends.Close()
+		case err := <-st.Err():
+			st.Shutdown(v.Proxy.ShutdownTimeout)
 			return err
 		case <-other:
-			p.shutdown(v.Proxy.ShutdownTimeout)
+			st.Shutdown(v.Proxy.ShutdownTimeout)
 			return nil
 		case <-ctx.Done():
-			log.Info("draining the proxy", zap.Duration("shutdown_timeout", v.Proxy.ShutdownTimeout))
-			p.shutdown(v.Proxy.ShutdownTimeout)
+			log.Info("draining", zap.Duration("shutdown_timeout", v.Proxy.ShutdownTimeout))
+			st.Shutdown(v.Proxy.ShutdownTimeout)
 			return nil
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"mqstack/configs"
 	"mqstack/extension/pgmq"
 	"mqstack/internal/pgembed"
+	"mqstack/internal/stack"
 )
 
 func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -81,23 +82,32 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		stopCluster()
 		return err
 	}
-	px, err := startProxy(v, []configs.BackendConfig{embeddedBackend(cluster.SocketDir(), cluster.Port(), cluster.Database())},
-		acfg, v.DataDir, newRegistry(), log)
+	st, err := stack.Start(stack.Options{
+		Config:      v,
+		Backends:    []configs.BackendConfig{embeddedBackend(cluster)},
+		Auth:        acfg,
+		DevTLSDir:   v.DataDir,
+		DefaultRole: cluster.DefaultRole(),
+		Logger:      log,
+	})
 	if err != nil {
 		stopCluster()
 		return err
 	}
-	psqlLine := devPsqlLine(v, acfg, px.Addr(), cluster.DefaultRole(), cluster.Database(), log)
-
+	token := devToken(acfg, cluster.DefaultRole(), log)
+	host, port, _ := net.SplitHostPort(st.ProxyAddr())
 	fmt.Fprintf(stdout, `
 mqstack is up: PostgreSQL %s, tuned for %s of memory and %d CPUs
   data:    %s
   log:     %s
-  proxy:   %s (the password is a JWT: here a development token, valid 24h)
-  connect: %s
+  proxy:   %s (the password is a JWT; below, a development token valid 24h)
+  psql:    PGPASSWORD=%s psql "host=%s port=%s user=%s dbname=%s sslmode=require"
+  REST:    curl -s -X POST http://%s/pgmq/v1/list_queues -H "Authorization: Bearer %s"
+  metrics: %s
   direct:  psql "%s"
 Press Ctrl-C to stop.
-`, bins.Version, in.Memory, in.CPUs, cluster.PGData(), cluster.LogPath(), px.Addr(), psqlLine,
+`, bins.Version, in.Memory, in.CPUs, cluster.PGData(), cluster.LogPath(), st.ProxyAddr(),
+		token, host, port, cluster.DefaultRole(), cluster.Database(), st.RESTAddr(), token, metricsURL(st),
 		cluster.ConnString(cluster.DefaultRole(), cluster.Database()))
 
 	load := func() (*configs.Validated, error) {
@@ -110,7 +120,7 @@ Press Ctrl-C to stop.
 		}
 		return cfg.Validate()
 	}
-	runErr := runUntilDone(ctx, px, load, v, log, cluster.Done())
+	runErr := runUntilDone(ctx, st, load, v, log, cluster.Done())
 	select {
 	case <-cluster.Done():
 		if runErr == nil {
@@ -130,22 +140,26 @@ Press Ctrl-C to stop.
 	return nil
 }
 
-// devPsqlLine is a ready-to-paste psql command line with a development
-// token for the default role (when the dev secret is the key in use).
-func devPsqlLine(v *configs.Validated, acfg configs.AuthConfig, addr, role, db string, log *zap.Logger) string {
-	host, port, _ := net.SplitHostPort(addr)
-	conn := fmt.Sprintf(`psql "host=%s port=%s user=%s dbname=%s sslmode=require"`, host, port, role, db)
+// devToken mints a development token for the default role when the key in
+// use is an HMAC secret (the dev secret of the data directory by default).
+func devToken(acfg configs.AuthConfig, role string, log *zap.Logger) string {
 	secret, err := auth.ConfiguredSecret(acfg)
 	if err != nil || len(secret) == 0 {
-		return "PGPASSWORD=<token> " + conn + "   (mint one with: mqstack token)"
+		return "<token: mint one with mqstack token>"
 	}
 	tok, err := auth.Mint(secret, auth.MintOptions{Role: role, RoleClaim: acfg.RoleClaim, Audience: acfg.Audience,
 		Issuer: acfg.Issuer, TTL: 24 * time.Hour})
 	if err != nil {
 		log.Warn("cannot mint a development token", zap.Error(err))
-		return "PGPASSWORD=<token> " + conn
+		return "<token: mint one with mqstack token>"
 	}
-	return "PGPASSWORD=" + tok + " " + conn
+	return tok
+}
+
+// embeddedBackend is the embedded cluster as the single backend.
+func embeddedBackend(c *pgembed.Cluster) configs.BackendConfig {
+	return configs.BackendConfig{Name: "embedded", Host: c.SocketDir(), Port: c.Port(),
+		Database: c.Database(), SSLMode: "disable", Queues: []string{"*"}}
 }
 
 // installExtension puts our pgmq extension files into the server's share

@@ -271,13 +271,19 @@ func (c *Conn) setDeadline(ctx context.Context) {
 }
 
 // dial logs in to the backend as key.Role.
-func dial(ctx context.Context, b configs.BackendConfig, key Key, pw password, maxBody int) (*Conn, error) {
+// connString is the libpq connection string of key on backend b, without
+// the password (passfile excepted).
+func connString(b configs.BackendConfig, key Key) string {
 	cs := fmt.Sprintf("host=%s port=%d dbname=%s user=%s sslmode=%s connect_timeout=10",
 		quoteConnValue(b.Host), b.Port, quoteConnValue(key.Database), quoteConnValue(key.Role), quoteConnValue(b.SSLMode))
 	if b.Passfile != "" {
 		cs += " passfile=" + quoteConnValue(b.Passfile)
 	}
-	cfg, err := pgconn.ParseConfig(cs)
+	return cs
+}
+
+func dial(ctx context.Context, b configs.BackendConfig, key Key, pw password, maxBody int) (*Conn, error) {
+	cfg, err := pgconn.ParseConfig(connString(b, key))
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", key, err)
 	}

@@ -253,6 +253,21 @@ func (m *Manager) newPuddle(p *pool, size int) (*puddle.Pool[*Conn], error) {
 	})
 }
 
+// ConnString returns how to log in to key's backend as key.Role outside the
+// pools (for example the metrics depth query): a libpq connection string and
+// the role's password ("" when none is configured).
+func (m *Manager) ConnString(key Key) (conn string, password string, err error) {
+	b, ok := m.Backend(key.Backend)
+	if !ok {
+		return "", "", fmt.Errorf("unknown backend %q", key.Backend)
+	}
+	pw, err := m.password(b)(key.Role)
+	if err != nil {
+		return "", "", err
+	}
+	return connString(b, key), pw, nil
+}
+
 func (m *Manager) password(b configs.BackendConfig) password {
 	return func(role string) (string, error) {
 		if pw, ok := b.Passwords[role]; ok {
