@@ -7,18 +7,23 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN := bin/mqstack
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all deps godeps build run test lint install-extension clean
+.PHONY: all deps godeps nodedeps build run test lint install-extension clean
 
 all: build
 
 ## deps: Debian packages (PostgreSQL 15, pg_partman, server-dev) and Go modules
 deps:
 	@./scripts/deps.sh
-	@$(MAKE) --no-print-directory godeps
+	@$(MAKE) --no-print-directory godeps nodedeps
 
 godeps:
 	@command -v $(GO) >/dev/null || { echo "go not found: install Go 1.26+ (expected at /usr/local/go/bin/go)"; exit 1; }
 	@$(GO) mod download
+
+## nodedeps: the Node clients the compatibility tests run (pgmq-js, pg)
+nodedeps:
+	@command -v npm >/dev/null || ./scripts/deps.sh nodejs npm
+	@npm ci --prefix tests/clients/node --no-audit --no-fund --loglevel=error
 
 ## build: the mqstack binary in bin/
 build:
