@@ -1,0 +1,171 @@
+package clients
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"mqstack/auth"
+	"mqstack/configs"
+)
+
+func proxyConnect(t *testing.T, addr, tok string) (*pgx.Conn, error) {
+	t.Helper()
+	host, port := hostPort(t, addr)
+	return pgx.Connect(ctxFor(t, 15*time.Second),
+		fmt.Sprintf("host=%s port=%s user=mq dbname=postgres sslmode=disable password=%s", host, port, tok))
+}
+
+// A session whose token expires keeps its transaction, and is closed at the
+// next transaction boundary with FATAL 28P01.
+func TestTokenExpiryAtTransactionBoundary(t *testing.T) {
+	st := startStack(t, func(c *configs.Config) { c.Auth.Leeway = 0 })
+	conn, err := proxyConnect(t, st.ProxyAddr(), token(t, auth.MintOptions{TTL: 2 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctxFor(t, time.Second))
+	ctx := ctxFor(t, 30*time.Second)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // the token is now expired
+	var n int
+	if err := tx.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
+		t.Fatalf("a statement inside the open transaction failed: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("commit of the open transaction failed: %v", err)
+	}
+	err = conn.QueryRow(ctx, "SELECT 1").Scan(&n)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "28P01" || !strings.Contains(pe.Message, "expired") {
+		t.Fatalf("after the transaction: err = %v, want FATAL 28P01 token expired", err)
+	}
+}
+
+// SIGHUP (Stack.Reload) rotates the token key and resizes pools without
+// dropping open connections.
+func TestReloadKeysAndPoolLimits(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	secretA := []byte("first-secret-0123456789abcdefghijklmnop")
+	secretB := []byte("second-secret-0123456789abcdefghijklmno")
+	if err := os.WriteFile(secretFile, secretA, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cfg configs.Config
+	st := startStack(t, func(c *configs.Config) {
+		c.Auth.HMACSecret = ""
+		c.Auth.HMACSecretFile = secretFile
+		cfg = *c
+	})
+	tokA, _ := auth.Mint(secretA, auth.MintOptions{Role: "mq", TTL: time.Hour})
+	tokB, _ := auth.Mint(secretB, auth.MintOptions{Role: "mq", TTL: time.Hour})
+	open, err := proxyConnect(t, st.ProxyAddr(), tokA)
+	if err != nil {
+		t.Fatalf("token A before the reload: %v", err)
+	}
+	defer open.Close(ctxFor(t, time.Second))
+
+	if err := os.WriteFile(secretFile, secretB, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Pool.Size = 3
+	v, err := cfg.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Reload(v)
+
+	if c, err := proxyConnect(t, st.ProxyAddr(), tokA); err == nil {
+		c.Close(ctxFor(t, time.Second))
+		t.Fatal("token A still accepted after the key rotation")
+	}
+	c, err := proxyConnect(t, st.ProxyAddr(), tokB)
+	if err != nil {
+		t.Fatalf("token B refused after the reload: %v", err)
+	}
+	c.Close(ctxFor(t, time.Second))
+	var n int
+	if err := open.QueryRow(ctxFor(t, 10*time.Second), "SELECT 42").Scan(&n); err != nil || n != 42 {
+		t.Fatalf("the connection opened before the reload was dropped: %v", err)
+	}
+	want := "# HELP mqstack_pool_max_backends Configured size of each pool.\n# TYPE mqstack_pool_max_backends gauge\n" +
+		"mqstack_pool_max_backends{backend=\"embedded\",database=\"postgres\",role=\"mq\"} 3\n"
+	if err := testutil.GatherAndCompare(st.Registry, strings.NewReader(want), "mqstack_pool_max_backends"); err != nil {
+		t.Fatalf("pool size after reload: %v", err)
+	}
+}
+
+func restCall(t *testing.T, addr, tok, fn string, body any) (int, []byte) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest("POST", "http://"+addr+"/pgmq/v1/"+fn, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// REST and SQL see the same queues: a message sent over REST is read over
+// the proxy, and one sent over the proxy is read and deleted over REST.
+func TestRESTAndProxySeeTheSameQueues(t *testing.T) {
+	st := startStack(t, nil)
+	tok := token(t, auth.MintOptions{})
+	conn, err := proxyConnect(t, st.ProxyAddr(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctxFor(t, time.Second))
+	ctx := ctxFor(t, 30*time.Second)
+	if _, err := conn.Exec(ctx, "SELECT pgmq.create('both_ways')"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "SELECT pgmq.drop_queue('both_ways')")
+
+	code, body := restCall(t, st.RESTAddr(), tok, "send", map[string]any{"queue_name": "both_ways", "msg": map[string]any{"via": "rest"}})
+	if code != 200 || string(body) != "[1]" {
+		t.Fatalf("REST send: %d %s", code, body)
+	}
+	var id int64
+	var msg map[string]any
+	if err := conn.QueryRow(ctx, "SELECT msg_id, message FROM pgmq.read('both_ways', 30, 1)").Scan(&id, &msg); err != nil {
+		t.Fatal(err)
+	}
+	if id != 1 || msg["via"] != "rest" {
+		t.Fatalf("read over the proxy: id %d message %v", id, msg)
+	}
+	if _, err := conn.Exec(ctx, `SELECT pgmq.send('both_ways', '{"via":"sql"}')`); err != nil {
+		t.Fatal(err)
+	}
+	code, body = restCall(t, st.RESTAddr(), tok, "read", map[string]any{"queue_name": "both_ways", "vt": 30, "qty": 5})
+	if code != 200 || !strings.Contains(string(body), `"msg_id":2`) || !strings.Contains(string(body), `"message":{"via":"sql"}`) {
+		t.Fatalf("REST read: %d %s", code, body)
+	}
+	code, body = restCall(t, st.RESTAddr(), tok, "delete", map[string]any{"queue_name": "both_ways", "msg_ids": []int{1, 2}})
+	if code != 200 || string(body) != "[1,2]" {
+		t.Fatalf("REST delete: %d %s", code, body)
+	}
+	var left int64
+	if err := conn.QueryRow(ctx, "SELECT queue_length FROM pgmq.metrics('both_ways')").Scan(&left); err != nil || left != 0 {
+		t.Fatalf("queue length over the proxy: %d %v", left, err)
+	}
+}
