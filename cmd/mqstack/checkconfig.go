@@ -3,6 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+
+	"go.uber.org/zap"
+
+	"mqstack/auth"
 )
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
@@ -19,6 +23,13 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	v, err := cfg.Validate()
 	if err != nil {
 		return err
+	}
+	// Key files are read only when a verifier is built: build one, so a
+	// missing or malformed key is caught here and not at start-up.
+	if v.Auth.HasKey() {
+		if _, err := auth.NewVerifier(v.Auth, zap.NewNop()); err != nil {
+			return err
+		}
 	}
 	if !*quiet {
 		fmt.Fprintf(stdout, "# configuration is valid\n%s", v.Config.Redacted())

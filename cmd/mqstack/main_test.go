@@ -94,6 +94,11 @@ func TestCheckConfig(t *testing.T) {
 	if _, errOut, code := runCmd(t, "check-config", "--config", dur); code != 2 || !strings.Contains(errOut, "forever") {
 		t.Fatalf("bad duration: exit %d, stderr %q", code, errOut)
 	}
+	keyless := filepath.Join(dir, "keyless.yaml")
+	os.WriteFile(keyless, []byte("auth:\n  public_key_files: [\""+filepath.Join(dir, "missing.pem")+"\"]\n"), 0o644)
+	if _, errOut, code := runCmd(t, "check-config", "--config", keyless); code != 2 || !strings.Contains(errOut, "missing.pem") {
+		t.Fatalf("missing key file: exit %d, stderr %q", code, errOut)
+	}
 	t.Setenv("MQSTACK_POSTGRES_PROT", "1")
 	if _, errOut, code := runCmd(t, "check-config"); code != 2 || !strings.Contains(errOut, "MQSTACK_POSTGRES_PROT") {
 		t.Fatalf("bad env: exit %d, stderr %q", code, errOut)
