@@ -14,6 +14,7 @@ import (
 
 	"mqstack/auth"
 	"mqstack/internal/backend"
+	"mqstack/router"
 )
 
 // Error is an error the proxy itself reports to a client.
@@ -44,9 +45,14 @@ func errorResponse(err error, severity string, log *zap.Logger) *pgproto3.ErrorR
 		pe  *pgconn.PgError
 		pxe *Error
 		cte *backend.CheckoutTimeoutError
+		be  *backend.ConnectError
 		ae  *auth.Error
+		de  *router.Denial
 	)
 	switch {
+	case errors.As(err, &de):
+		return &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR",
+			Code: pgerrcode.InsufficientPrivilege, Message: de.Error(), Hint: denialHint(de)}
 	case errors.As(err, &pxe):
 		sev := pxe.Severity
 		if sev == "" {
@@ -66,6 +72,12 @@ func errorResponse(err error, severity string, log *zap.Logger) *pgproto3.ErrorR
 			ColumnName: pe.ColumnName, DataTypeName: pe.DataTypeName, ConstraintName: pe.ConstraintName,
 			File: pe.File, Line: pe.Line, Routine: pe.Routine,
 		}
+	case errors.As(err, &be):
+		// Postgres is down or restarting: a retryable connection failure,
+		// not an internal error (REST answers 503 with the same code).
+		return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
+			Code: pgerrcode.ConnectionFailure, Message: "the database backend is unavailable (backend " + be.Key.Backend + ")",
+			Hint: "retry: the backend is restarting or unreachable"}
 	case errors.As(err, &cte):
 		return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
 			Code: pgerrcode.TooManyConnections, Message: "too many clients waiting: " + cte.Error(),

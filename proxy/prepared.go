@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"mqstack/internal/backend"
+	"mqstack/router"
 )
 
 // noSuchStatement is a statement name the proxy never prepares: closing it
@@ -23,6 +24,12 @@ type stmt struct {
 	// backendName is the name on backend connections: a hash of the text and
 	// parameter types, so clients preparing the same statement share it.
 	backendName string
+	// class is the router's classification; bindAuth says the grant check
+	// waits for Bind (queue names are parameters); filter says its rows
+	// are filtered to listable queues (decided at Parse).
+	class    *router.Statement
+	bindAuth bool
+	filter   bool
 }
 
 func newStmt(m *pgproto3.Parse, named bool) *stmt {
@@ -45,9 +52,10 @@ func newStmt(m *pgproto3.Parse, named bool) *stmt {
 type pqAction uint8
 
 const (
-	pqPass    pqAction = iota // the client's own message: relay the answer
-	pqDrop                    // injected by the proxy: drop the answer
-	pqAsParse                 // a Close standing in for a Parse of a statement already there: answer ParseComplete
+	pqPass     pqAction = iota // the client's own message: relay the answer
+	pqDrop                     // injected by the proxy: drop the answer
+	pqAsParse                  // a Close standing in for a Parse of a statement already there: answer ParseComplete
+	pqDescribe                 // injected before the proxy's Describe of a listing portal: drop, and take the next RowDescription
 )
 
 type pqEntry struct {
@@ -102,6 +110,11 @@ func (s *session) settleLocked(c *backend.Conn) {
 		}
 	}
 	s.parseq = s.parseq[i:]
+	j := 0
+	for j < len(s.denials) && s.denials[j].cycle < s.doneCycles {
+		j++
+	}
+	s.denials = s.denials[j:]
 }
 
 // ensurePreparedLocked makes st exist on c before a Bind or Describe uses

@@ -262,7 +262,7 @@ func TestListenNotifyPins(t *testing.T) {
 			t.Fatalf("notification: %+v", note)
 		}
 	}
-	if got := counterValue(t, h, "mqstack_proxy_pins_total", "cause", pinListen); got < 1 {
+	if got := counterValue(t, h, "mqstack_pins_total", "cause", pinListen); got < 1 {
 		t.Fatalf("pins{cause=listen} = %v", got)
 	}
 	// Other pin causes, each in its own session.
@@ -272,13 +272,13 @@ func TestListenNotifyPins(t *testing.T) {
 		{"SELECT pg_advisory_lock(42)", pinAdvisoryLock},
 		{"PREPARE pin_p AS SELECT 1", pinPrepare},
 	} {
-		before := counterValue(t, h, "mqstack_proxy_pins_total", "cause", tc.cause)
+		before := counterValue(t, h, "mqstack_pins_total", "cause", tc.cause)
 		c := h.connect(t)
 		pid1 := backendPID(t, ctx, c)
 		if _, err := c.Exec(ctx, tc.sql); err != nil {
 			t.Fatalf("%s: %v", tc.sql, err)
 		}
-		if got := counterValue(t, h, "mqstack_proxy_pins_total", "cause", tc.cause); got != before+1 {
+		if got := counterValue(t, h, "mqstack_pins_total", "cause", tc.cause); got != before+1 {
 			t.Errorf("%s: pins{cause=%s} %v -> %v", tc.sql, tc.cause, before, got)
 		}
 		pid2 := backendPID(t, ctx, c)

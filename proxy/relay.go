@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"mqstack/internal/backend"
+	"mqstack/router"
 )
 
 // flushThreshold bounds what is buffered toward a backend between sync
@@ -42,16 +44,18 @@ func (s *session) commandLoop() string {
 			var tooLong *pgproto3.ExceededMaxBodyLenErr
 			switch {
 			case s.ctx.Err() != nil:
-				return "shutdown"
+				return closeShutdown
 			case errors.As(err, &tooLong):
 				s.killWith(fatalf(pgerrcode.ProgramLimitExceeded,
-					"message of %d bytes is over proxy.max_message_bytes (%d)", tooLong.ActualBodyLen, tooLong.MaxExpectedBodyLen), "message_too_long")
-				return "message_too_long"
-			case errors.Is(err, errClientGone) || isNetErr(err):
-				return "client_closed"
+					"message of %d bytes is over proxy.max_message_bytes (%d)", tooLong.ActualBodyLen, tooLong.MaxExpectedBodyLen), closeClientError)
+				return closeClientError
+			case errors.Is(err, errClientGone) || isNetErr(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+				// pgproto3 reports a closed socket as unexpected EOF: the
+				// client left, it did not break the protocol.
+				return closeClientGone
 			}
-			s.killWith(fatalf(pgerrcode.ProtocolViolation, "invalid message: %v", err), "protocol_error")
-			return "protocol_error"
+			s.killWith(fatalf(pgerrcode.ProtocolViolation, "invalid message: %v", err), closeClientError)
+			return closeClientError
 		}
 		if s.skipUntilSync {
 			if _, ok := msg.(*pgproto3.Sync); ok {
@@ -71,20 +75,22 @@ func (s *session) commandLoop() string {
 func (s *session) loopError(err error) string {
 	switch {
 	case errors.Is(err, errTerminate):
-		return "client_closed"
+		return closeClientQuit
 	case errors.Is(err, errBackendLost):
-		return "backend_lost"
+		return closeBackendError
 	case s.ctx.Err() != nil:
-		return "shutdown"
+		return closeShutdown
 	}
-	reason := "fatal_error"
+	reason := closeInternalError
 	var pxe *Error
 	if errors.As(err, &pxe) {
 		switch pxe.Code {
 		case pgerrcode.InvalidPassword:
-			reason = "token_expired"
+			reason = closeTokenExpired
 		case pgerrcode.AdminShutdown:
-			reason = "shutdown"
+			reason = closeShutdown
+		case pgerrcode.ProtocolViolation:
+			reason = closeClientError
 		}
 	}
 	s.killWith(err, reason)
@@ -98,33 +104,57 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 	case *pgproto3.Parse:
 		return s.handleParse(m)
 	case *pgproto3.Bind:
-		return s.withConn(kindExtended, "", func(c *backend.Conn) {
-			if m.PreparedStatement == "" {
-				s.ensureUnnamedLocked(c)
-			} else if st := s.stmts[m.PreparedStatement]; st != nil {
-				s.ensurePreparedLocked(c, st)
-				m.PreparedStatement = st.backendName
-			}
-			c.Frontend().Send(m)
-			for _, p := range m.Parameters {
-				s.pending += len(p)
-			}
-		})
+		return s.handleBind(m)
 	case *pgproto3.Describe:
 		return s.withConn(kindExtended, "", func(c *backend.Conn) {
 			if m.ObjectType == 'S' {
 				if m.Name == "" {
-					s.ensureUnnamedLocked(c)
+					if s.unnamed == nil {
+						m.Name = noSuchStatement // never another client's
+					} else {
+						s.ensureUnnamedLocked(c)
+					}
 				} else if st := s.stmts[m.Name]; st != nil {
 					s.ensurePreparedLocked(c, st)
 					m.Name = st.backendName
+				} else if s.id.Grants.Limited() {
+					m.Name = noSuchStatement
 				}
 			}
 			c.Frontend().Send(m)
 		})
 	case *pgproto3.Execute:
-		return s.withConn(kindExtended, "", func(c *backend.Conn) { c.Frontend().Send(m) })
+		p := s.portalFor(m.Portal)
+		var start time.Time
+		if p.st != nil {
+			start = time.Now()
+		}
+		return s.withConn(kindExtended, "", func(c *backend.Conn) {
+			if p.st != nil {
+				s.pushObsLocked(obsEntry{cycle: s.cycle, seq: s.execSeq, portal: p, start: start})
+			}
+			s.execSeq++
+			c.Frontend().Send(m)
+		})
 	case *pgproto3.Close:
+		s.mu.Lock()
+		if s.conn == nil {
+			// Outside a transaction a Close needs no backend: the proxy
+			// forgets the client's statement (the backend one stays in the
+			// LRU) and portals do not outlive a transaction. Answering it
+			// here keeps pgx's Deallocate, which stops reading at an
+			// ErrorResponse, in step when no backend can be had.
+			if m.ObjectType == 'S' {
+				if m.Name == "" {
+					s.unnamed = nil
+				} else {
+					delete(s.stmts, m.Name)
+				}
+			}
+			s.mu.Unlock()
+			return s.writeClient(false, &pgproto3.CloseComplete{})
+		}
+		s.mu.Unlock()
 		return s.withConn(kindExtended, "", func(c *backend.Conn) {
 			if m.ObjectType == 'S' {
 				if m.Name == "" {
@@ -151,6 +181,12 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 		}
 		return s.withConn(kindFlush, "", func(c *backend.Conn) { c.Frontend().Send(&pgproto3.Flush{}) })
 	case *pgproto3.FunctionCall:
+		if s.id.Grants.Limited() {
+			d := &router.Denial{Kind: router.KindOther, Reason: "kind_not_allowed",
+				Detail: "the fast-path function call interface is not available to grant-limited tokens"}
+			s.countDenial(nil, d, nil)
+			return s.denyQuery(errorResponse(d, "ERROR", s.log))
+		}
 		return s.withConn(kindSync, "", func(c *backend.Conn) { c.Frontend().Send(m) })
 	case *pgproto3.CopyData:
 		return s.withCopy(m, len(m.Data))
@@ -170,95 +206,6 @@ func (s *session) handleSync() error {
 		return s.writeClient(true, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	}
 	return s.withConn(kindSync, "", func(c *backend.Conn) { c.Frontend().Send(&pgproto3.Sync{}) })
-}
-
-func (s *session) handleParse(m *pgproto3.Parse) error {
-	named := m.Name != ""
-	st := newStmt(m, named)
-	sc := scanSQL(m.Query)
-	if named && sc.pin == "" {
-		// Outside a transaction a named Parse needs no backend: the proxy
-		// answers it and prepares the statement where it is first used.
-		// So a client that prepares synchronously (libpq's PQprepare)
-		// never waits for a backend while others wait on it.
-		s.mu.Lock()
-		if s.conn == nil {
-			s.stmts[m.Name] = st
-			s.mu.Unlock()
-			return s.writeClient(false, &pgproto3.ParseComplete{})
-		}
-		s.mu.Unlock()
-	}
-	return s.withConn(kindExtended, sc.pin, func(c *backend.Conn) {
-		s.pending += len(st.query)
-		if !named {
-			s.unnamed = st
-			s.unnamedGen++
-			c.UnnamedOwner, c.UnnamedGen = s, s.unnamedGen
-			s.pushLocked(pqEntry{action: pqPass, st: st, unnamed: true, own: true})
-			c.Frontend().Send(m)
-			return
-		}
-		s.stmts[m.Name] = st
-		if c.Stmts.Has(st.backendName) {
-			s.pushLocked(pqEntry{action: pqAsParse, client: m.Name, st: st})
-			c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
-			return
-		}
-		c.Stmts.Add(st.backendName)
-		s.pushLocked(pqEntry{action: pqPass, created: st.backendName, client: m.Name, st: st})
-		c.Frontend().Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
-	})
-}
-
-func (s *session) handleQuery(m *pgproto3.Query) error {
-	sc := scanSQL(m.String)
-	query := m.String
-	var dealloc *stmt
-	switch sc.intercept {
-	case interceptDeallocate, interceptDeallocateAll:
-		s.mu.Lock()
-		if sc.intercept == interceptDeallocate {
-			dealloc = s.stmts[sc.name]
-			delete(s.stmts, sc.name)
-		} else {
-			clear(s.stmts)
-		}
-		attached := s.conn != nil
-		s.mu.Unlock()
-		if sc.intercept == interceptDeallocate && dealloc == nil {
-			break // not a protocol statement of ours: Postgres answers
-		}
-		if !attached {
-			tag := "DEALLOCATE"
-			if sc.intercept == interceptDeallocateAll {
-				tag = "DEALLOCATE ALL"
-			}
-			return s.writeClient(true, &pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
-		}
-		if dealloc != nil {
-			query = "DEALLOCATE " + dealloc.backendName
-		}
-	case interceptDiscardAll:
-		s.mu.Lock()
-		clear(s.stmts)
-		s.unnamed = nil
-		s.mu.Unlock()
-	}
-	return s.withConn(kindQuery, sc.pin, func(c *backend.Conn) {
-		switch {
-		case dealloc != nil:
-			s.ensurePreparedLocked(c, dealloc)
-			c.Stmts.Remove(dealloc.backendName)
-		case sc.intercept == interceptDeallocateAll:
-			c.Stmts.Clear()
-		}
-		// A simple query replaces the unnamed statement.
-		s.unnamed = nil
-		c.UnnamedOwner = nil
-		c.Frontend().Send(&pgproto3.Query{String: query})
-		s.pending += len(query)
-	})
 }
 
 func (s *session) withCopy(m pgproto3.FrontendMessage, size int) error {
@@ -297,6 +244,7 @@ func (s *session) withConn(kind msgKind, pin string, fn func(c *backend.Conn)) e
 		s.inflight++
 		s.cycle++
 		s.open = false
+		s.execSeq = 0
 	case kindExtended:
 		s.open = true
 	}
@@ -323,7 +271,7 @@ func (s *session) flushBackend(c *backend.Conn) error {
 func (s *session) pinLocked(cause string) {
 	if s.pinned == "" {
 		s.pinned = cause
-		s.srv.metrics.pins.WithLabelValues(cause).Inc()
+		s.srv.service.Pins.WithLabelValues(cause).Inc()
 	}
 }
 
@@ -348,11 +296,14 @@ func (s *session) lockAttached() (*backend.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-	defer cancel()
-	if err := s.applySettings(ctx, c); err != nil {
-		c.Release()
-		return nil, err
+	if s.settingsDiffer(c) {
+		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+		err := s.applySettings(ctx, c)
+		cancel()
+		if err != nil {
+			c.Release()
+			return nil, err
+		}
 	}
 	s.mu.Lock()
 	s.attachLocked(c)
@@ -379,6 +330,10 @@ func (s *session) attachLocked(c *backend.Conn) {
 	s.inflight, s.open, s.copyIn = 0, false, false
 	s.cycle, s.doneCycles = 0, 0
 	s.parseq = s.parseq[:0]
+	s.denials = s.denials[:0]
+	s.obs = s.obs[:0]
+	s.obsLen.Store(0)
+	s.execSeq = 0
 	done := make(chan struct{})
 	s.readerDone = done
 	go s.relayBackend(c, done)
@@ -408,6 +363,7 @@ func (s *session) attachFailed(err error, kind msgKind) error {
 func (s *session) relayBackend(c *backend.Conn, done chan struct{}) {
 	defer close(done)
 	fe := c.Frontend()
+	var ro relayObs
 	for {
 		msg, err := fe.Receive()
 		if err != nil {
@@ -417,6 +373,27 @@ func (s *session) relayBackend(c *backend.Conn, done chan struct{}) {
 		c.Observe(msg)
 		out := msg
 		switch m := msg.(type) {
+		case *pgproto3.DataRow:
+			if !ro.dataRow(s, m) {
+				out = nil
+			}
+		case *pgproto3.CommandComplete:
+			if string(m.CommandTag) == "DISCARD ALL" {
+				s.mu.Lock()
+				s.discardedLocked(c)
+				s.mu.Unlock()
+			}
+			out = ro.complete(s, m)
+		case *pgproto3.RowDescription:
+			if !ro.rowDescription(s, m) {
+				out = nil
+			}
+		case *pgproto3.NoData:
+			if !ro.rowDescription(s, nil) {
+				out = nil
+			}
+		case *pgproto3.EmptyQueryResponse, *pgproto3.PortalSuspended:
+			out = ro.complete(s, m)
 		case *pgproto3.ParseComplete:
 			s.mu.Lock()
 			if s.popLocked() == pqDrop {
@@ -430,6 +407,9 @@ func (s *session) relayBackend(c *backend.Conn, done chan struct{}) {
 				out = nil
 			case pqAsParse:
 				out = &pgproto3.ParseComplete{}
+			case pqDescribe:
+				out = nil
+				ro.describeNext = true
 			}
 			s.mu.Unlock()
 		case *pgproto3.ParameterStatus:
@@ -438,12 +418,6 @@ func (s *session) relayBackend(c *backend.Conn, done chan struct{}) {
 				s.want[m.Name] = m.Value
 			}
 			s.mu.Unlock()
-		case *pgproto3.CommandComplete:
-			if string(m.CommandTag) == "DISCARD ALL" {
-				s.mu.Lock()
-				s.discardedLocked(c)
-				s.mu.Unlock()
-			}
 		case *pgproto3.CopyInResponse:
 			s.mu.Lock()
 			s.copyIn = true
@@ -452,7 +426,13 @@ func (s *session) relayBackend(c *backend.Conn, done chan struct{}) {
 			if m.Severity == "FATAL" || m.Severity == "PANIC" {
 				c.MarkBroken()
 			}
+			if er := s.substituteDenial(m); er != nil {
+				out = er
+			} else {
+				out = ro.complete(s, m)
+			}
 		case *pgproto3.ReadyForQuery:
+			ro.ready()
 			if s.readyForQuery(c, m) {
 				return
 			}
@@ -533,7 +513,7 @@ func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool
 	}
 	if !detach {
 		if drain && !gone {
-			s.killWith(fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"), "shutdown")
+			s.killWith(fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"), closeShutdown)
 		}
 		return false
 	}
@@ -542,7 +522,7 @@ func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool
 	}
 	c.Release()
 	if drain && !gone {
-		s.killWith(fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"), "shutdown")
+		s.killWith(fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"), closeShutdown)
 	}
 	return true
 }
@@ -583,7 +563,7 @@ func (s *session) backendLost(c *backend.Conn, err error) {
 	c.Release()
 	if !gone {
 		s.log.Warn("backend connection lost", zap.Stringer("pool", c.Key), zap.Error(err))
-		s.killWith(fatalf(pgerrcode.ConnectionFailure, "the backend connection was lost"), "backend_lost")
+		s.killWith(fatalf(pgerrcode.ConnectionFailure, "the backend connection was lost"), closeBackendError)
 	}
 }
 

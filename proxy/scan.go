@@ -10,7 +10,7 @@ const (
 	pinTempTable    = "temp_table"
 	pinAdvisoryLock = "advisory_lock"
 	pinPrepare      = "sql_prepare"
-	pinHoldCursor   = "cursor_with_hold"
+	pinHoldCursor   = "hold_cursor"
 	pinSessionMode  = "session_mode"
 )
 

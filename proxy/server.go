@@ -18,6 +18,8 @@ import (
 	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/internal/backend"
+	"mqstack/internal/metrics"
+	"mqstack/router"
 )
 
 // Verifier is what the proxy needs of auth: *auth.Verifier implements it.
@@ -38,6 +40,13 @@ type Options struct {
 	TLS        *tls.Config
 	Log        *zap.Logger
 	Registerer prometheus.Registerer
+	// Router classifies statements (shared with REST, so the parse cache
+	// is one); nil makes a private one.
+	Router *router.Router
+	// Queues and Service are the shared per-queue and service metrics;
+	// nil makes private ones on Registerer.
+	Queues  *metrics.Queues
+	Service *metrics.Service
 }
 
 // Server is the wire-protocol proxy. It is made by New, serves listeners
@@ -47,7 +56,10 @@ type Server struct {
 	backends *backend.Manager
 	verifier Verifier
 	tls      *tls.Config
-	metrics  *metrics
+	metrics  *proxyMetrics
+	router   *router.Router
+	queues   *metrics.Queues
+	service  *metrics.Service
 	cfg      atomic.Pointer[configs.ProxyConfig]
 
 	mu        sync.Mutex
@@ -74,17 +86,39 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry() // private: nobody scrapes it
+	}
+	if opts.Router == nil {
+		opts.Router = router.New(1000)
+	}
+	if opts.Queues == nil {
+		opts.Queues = metrics.NewQueues(reg, 100)
+	}
+	if opts.Service == nil {
+		opts.Service = metrics.NewService(reg, opts.Router.CacheStats)
+	}
 	s := &Server{
 		log:       opts.Log,
 		backends:  opts.Backends,
 		verifier:  opts.Verifier,
 		tls:       opts.TLS,
 		metrics:   m,
+		router:    opts.Router,
+		queues:    opts.Queues,
+		service:   opts.Service,
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
 		cancelKey: map[uint32]*session{},
 		logins:    map[backend.Key]*poolLogin{},
 		done:      make(chan struct{}),
+	}
+	for _, r := range CloseReasons() {
+		s.service.ConnectionsClosed.WithLabelValues(r)
+	}
+	for _, c := range PinCauses() {
+		s.service.Pins.WithLabelValues(c)
 	}
 	cfg := opts.Proxy
 	s.cfg.Store(&cfg)
@@ -254,7 +288,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	for sess := range s.sessions {
-		sess.kill("shutdown")
+		sess.kill(closeShutdown)
 	}
 	s.mu.Unlock()
 	<-finished
@@ -277,44 +311,44 @@ func (s *Server) Clients() int {
 	return s.clients
 }
 
-type metrics struct {
+// proxyMetrics are the metrics only the proxy has; the shared ones (auth
+// attempts, connections closed, denials, pins, per queue) are in
+// internal/metrics.
+type proxyMetrics struct {
 	clients prometheus.Gauge
-	closed  *prometheus.CounterVec
-	authN   *prometheus.CounterVec
-	pins    *prometheus.CounterVec
 	cancels *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
+func newMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
+	m := &proxyMetrics{
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mqstack_proxy_clients", Help: "Clients connected to the proxy.",
 		}),
-		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mqstack_proxy_connections_closed_total", Help: "Client connections closed, by reason.",
-		}, []string{"reason"}),
-		authN: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mqstack_proxy_auth_attempts_total", Help: "Client authentications by outcome and reason.",
-		}, []string{"outcome", "reason"}),
-		pins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mqstack_proxy_pins_total", Help: "Sessions pinned to their backend connection, by cause.",
-		}, []string{"cause"}),
 		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqstack_proxy_cancel_requests_total", Help: "CancelRequests by outcome (forwarded, idle, unknown).",
 		}, []string{"outcome"}),
 	}
-	for _, c := range PinCauses() {
-		m.pins.WithLabelValues(c)
-	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.clients, m.closed, m.authN, m.pins, m.cancels} {
+	for _, c := range []prometheus.Collector{m.clients, m.cancels} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// authAttempt counts one token verification; reason "ok" is a success.
+func (s *Server) authAttempt(reason string) {
+	if reason == "" {
+		reason = "error"
+	}
+	outcome := "refused"
+	if reason == "ok" {
+		outcome = "ok"
+	}
+	s.service.AuthAttempts.WithLabelValues(outcome, reason, "proxy").Inc()
 }
 
 func (s *Server) poolLogin(k backend.Key) *poolLogin {

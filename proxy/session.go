@@ -10,6 +10,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -18,6 +19,7 @@ import (
 
 	"mqstack/auth"
 	"mqstack/internal/backend"
+	"mqstack/router"
 )
 
 // Caps from ../shared/spec/auth.md.
@@ -37,6 +39,30 @@ const (
 )
 
 type cancelKey struct{ pid, secret uint32 }
+
+// Why client connections close: the label set of
+// mqstack_connections_closed_total.
+const (
+	closeClientQuit     = "client_quit"      // Terminate
+	closeClientGone     = "client_gone"      // the connection ended without Terminate
+	closeClientError    = "client_error"     // protocol violation, bad startup packet, message too long
+	closeAuthFailed     = "auth_failed"      // token or role refused
+	closeLoginTimeout   = "login_timeout"    // proxy.client_login_timeout passed before login
+	closeLoginFailed    = "login_failed"     // the backend refused the login or its settings
+	closeTooManyClients = "too_many_clients" // proxy.max_clients
+	closeCancelRequest  = "cancel_request"   // a CancelRequest connection
+	closeShutdown       = "shutdown"         // the proxy drained or stopped
+	closeTokenExpired   = "token_expired"    // closed at a transaction boundary after exp
+	closeBackendError   = "backend_error"    // the backend connection failed under the client
+	closeInternalError  = "internal_error"   // an unexpected error
+)
+
+// CloseReasons lists every close reason (metric label values).
+func CloseReasons() []string {
+	return []string{closeClientQuit, closeClientGone, closeClientError, closeAuthFailed, closeLoginTimeout,
+		closeLoginFailed, closeTooManyClients, closeCancelRequest, closeShutdown, closeTokenExpired,
+		closeBackendError, closeInternalError}
+}
 
 // session is one client connection. The client goroutine runs serve; while a
 // backend connection is attached, a reader goroutine (owned by the session,
@@ -59,6 +85,13 @@ type session struct {
 	// reported in an extended-protocol cycle, as Postgres does.
 	skipUntilSync bool
 	pending       int // bytes sent to the backend since its last flush
+	// bind is the Bind being authorized, read by bindParamFn.
+	bind        bindValues
+	bindParamFn router.Params
+	// portal and portals are what the client's Binds fixed for its
+	// Executes (the unnamed portal, named ones).
+	portal  portal
+	portals map[string]portal
 
 	// mu guards the relay state shared with the reader goroutine.
 	mu         sync.Mutex
@@ -80,6 +113,10 @@ type session struct {
 	stmts      map[string]*stmt  // the client's named statements
 	unnamed    *stmt             // the client's unnamed statement
 	unnamedGen uint64
+	denials    []denial     // denials waiting for their marker's error
+	obs        []obsEntry   // statements the reader accounts, in answer order
+	obsLen     atomic.Int32 // len(obs), read by the reader without s.mu
+	execSeq    int          // Executes sent in the open cycle
 
 	wmu sync.Mutex // client writes
 	// bw is held while the client goroutine flushes to the backend; the
@@ -91,39 +128,41 @@ type session struct {
 
 func newSession(srv *Server, nc net.Conn) *session {
 	ctx, stop := context.WithCancel(context.Background())
-	return &session{
+	s := &session{
 		srv:   srv,
-		log:   srv.log.With(zap.String("client", nc.RemoteAddr().String())),
+		log:   srv.log.WithLazy(zap.String("client", nc.RemoteAddr().String())),
 		nc:    nc,
 		ctx:   ctx,
 		stop:  stop,
 		stmts: map[string]*stmt{},
 	}
+	s.bindParamFn = s.bindParam
+	return s
 }
 
 // serve runs the session's phases in order, then cleans up.
 func (s *session) serve() {
-	reason := "client_closed"
+	reason := closeClientGone
 	defer func() {
 		s.cleanup()
 		s.stop()
 		s.nc.Close()
-		s.srv.metrics.closed.WithLabelValues(reason).Inc()
+		s.srv.service.ConnectionsClosed.WithLabelValues(reason).Inc()
 	}()
 	cfg := s.srv.config()
 	s.nc.SetDeadline(time.Now().Add(cfg.ClientLoginTimeout))
 	if err := s.negotiate(); err != nil {
-		reason = s.fail(err, "startup_error")
+		reason = s.fail(err, closeClientError)
 		return
 	}
 	s.setPhase(phaseAuth)
 	if err := s.authenticate(); err != nil {
-		reason = s.fail(err, "auth_failed")
+		reason = s.fail(err, closeAuthFailed)
 		return
 	}
 	s.setPhase(phaseLogin)
 	if err := s.login(); err != nil {
-		reason = s.fail(err, "login_failed")
+		reason = s.fail(err, closeLoginFailed)
 		return
 	}
 	s.nc.SetDeadline(time.Time{})
@@ -143,13 +182,25 @@ var errCancelDone = errors.New("cancel request handled")
 // protocol by then) and returns the close reason.
 func (s *session) fail(err error, reason string) string {
 	if errors.Is(err, errCancelDone) {
-		return "cancel_request"
+		return closeCancelRequest
 	}
 	var pxe *Error
 	var ae *auth.Error
 	isReport := errors.As(err, &pxe) || errors.As(err, &ae)
+	var ne net.Error
+	if !isReport && errors.As(err, &ne) && ne.Timeout() {
+		return closeLoginTimeout
+	}
 	if !isReport && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetErr(err)) {
-		return "client_closed"
+		return closeClientGone
+	}
+	if pxe != nil {
+		switch pxe.Code {
+		case pgerrcode.TooManyConnections:
+			reason = closeTooManyClients
+		case pgerrcode.CannotConnectNow:
+			reason = closeShutdown
+		}
 	}
 	if s.client == nil {
 		s.client = pgproto3.NewBackend(s.nc, s.nc)
@@ -203,7 +254,7 @@ func (s *session) negotiate() error {
 				return err
 			}
 			s.start = cs
-			s.log = s.log.With(zap.String("user", cs.user), zap.String("database", cs.database))
+			s.log = s.log.WithLazy(zap.String("user", cs.user), zap.String("database", cs.database))
 			if p.minor > 0 || len(cs.unknownOptions) > 0 {
 				s.client.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: cs.unknownOptions})
 			}
@@ -234,7 +285,7 @@ func plaintextAllowed(remote net.Addr, isTLS, allowPlaintext bool) bool {
 func (s *session) authenticate() error {
 	cfg := s.srv.config()
 	if !plaintextAllowed(s.nc.RemoteAddr(), s.isTLS, cfg.AllowPlaintextPassword) {
-		s.srv.metrics.authN.WithLabelValues("failure", "plaintext_refused").Inc()
+		s.srv.authAttempt("plaintext_refused")
 		return &Error{Severity: "FATAL", Code: pgerrcode.InvalidAuthorizationSpecification,
 			Message: "tokens are accepted from non-loopback addresses only over TLS",
 			Hint:    "connect with sslmode=require"}
@@ -250,7 +301,7 @@ func (s *session) authenticate() error {
 	if err != nil {
 		var tooLong *pgproto3.ExceededMaxBodyLenErr
 		if errors.As(err, &tooLong) {
-			s.srv.metrics.authN.WithLabelValues("failure", string(auth.ReasonTooLong)).Inc()
+			s.srv.authAttempt(string(auth.ReasonTooLong))
 			return fatalf(pgerrcode.InvalidPassword, "password authentication failed for user %q: password message too long", s.start.user)
 		}
 		return err
@@ -261,7 +312,7 @@ func (s *session) authenticate() error {
 	}
 	token := pm.Password
 	if len(token) > maxTokenLen {
-		s.srv.metrics.authN.WithLabelValues("failure", string(auth.ReasonTooLong)).Inc()
+		s.srv.authAttempt(string(auth.ReasonTooLong))
 		return fatalf(pgerrcode.InvalidPassword, "password authentication failed for user %q: token too long", s.start.user)
 	}
 	id, err := s.srv.verifier.Verify(token)
@@ -273,7 +324,7 @@ func (s *session) authenticate() error {
 		if reason == "" {
 			reason = "error"
 		}
-		s.srv.metrics.authN.WithLabelValues("failure", reason).Inc()
+		s.srv.authAttempt(reason)
 		var ae *auth.Error
 		if errors.As(err, &ae) {
 			s.log.Info("token refused", zap.String("reason", reason), zap.String("sub", ae.Subject),
@@ -325,7 +376,7 @@ func (s *session) login() error {
 		}
 	}
 	if err := s.srv.verifier.CheckRole(s.id.Role, pl.superuser); err != nil {
-		s.srv.metrics.authN.WithLabelValues("failure", string(auth.ReasonOf(err))).Inc()
+		s.srv.authAttempt(string(auth.ReasonOf(err)))
 		return err
 	}
 	params := maps.Clone(pl.params)
@@ -360,7 +411,7 @@ func (s *session) login() error {
 	if err := s.client.Flush(); err != nil {
 		return err
 	}
-	s.srv.metrics.authN.WithLabelValues("success", "").Inc()
+	s.srv.authAttempt("ok")
 	s.log.Debug("client logged in", zap.String("role", s.id.Role), zap.String("sub", s.id.Subject),
 		zap.String("kid", s.id.KeyID), zap.Stringer("pool", s.pool))
 	if s.srv.backends.SessionMode(s.pool) {
@@ -401,6 +452,26 @@ func (s *session) probe() (*poolLogin, error) {
 		}
 	}
 	return s.srv.rememberLogin(s.pool, pl), nil
+}
+
+// settingsDiffer reports whether applySettings has anything to do on c. It
+// runs at every checkout, so it allocates nothing and makes no context.
+func (s *session) settingsDiffer(c *backend.Conn) bool {
+	for name, v := range s.want {
+		if isReported(name) {
+			if c.Params[name] != v {
+				return true
+			}
+		} else if cur, ok := c.Applied[name]; !ok || cur != v {
+			return true
+		}
+	}
+	for name := range c.Applied {
+		if _, ok := s.want[name]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // applySettings makes c's settings those the client wants: reported ones
@@ -466,7 +537,7 @@ func (s *session) drain() {
 	}
 	s.mu.Unlock()
 	if idle {
-		s.killWith(fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"), "shutdown")
+		s.killWith(fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"), closeShutdown)
 	}
 }
 

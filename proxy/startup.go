@@ -147,7 +147,21 @@ func canonicalSetting(name string) string {
 	return l
 }
 
+// reportedCanonical holds the reported spellings, so isReported, which runs
+// for each wanted setting at every checkout, needs no ToLower (which
+// allocates for "DateStyle", "TimeZone", ...).
+var reportedCanonical = func() map[string]bool {
+	m := make(map[string]bool, len(reportedParams))
+	for _, c := range reportedParams {
+		m[c] = true
+	}
+	return m
+}()
+
 func isReported(canonical string) bool {
+	if reportedCanonical[canonical] {
+		return true
+	}
 	_, ok := reportedParams[strings.ToLower(canonical)]
 	return ok
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,9 +45,11 @@ type Conn struct {
 	secret  []byte
 	login   map[string]string
 	created time.Time
-	broken  bool
-	res     *puddle.Resource[*Conn]
-	pool    *pool
+	// broken is set by whichever of the holder's goroutines (client
+	// writer, backend reader) sees the connection fail first.
+	broken atomic.Bool
+	res    *puddle.Resource[*Conn]
+	pool   *pool
 }
 
 // Frontend is the protocol writer/reader toward the backend.
@@ -63,10 +66,10 @@ func (c *Conn) PID() uint32 { return c.pid }
 func (c *Conn) LoginParams() map[string]string { return c.login }
 
 // MarkBroken makes Release destroy the connection instead of reusing it.
-func (c *Conn) MarkBroken() { c.broken = true }
+func (c *Conn) MarkBroken() { c.broken.Store(true) }
 
 // Broken reports whether the connection was marked broken.
-func (c *Conn) Broken() bool { return c.broken }
+func (c *Conn) Broken() bool { return c.broken.Load() }
 
 // Observe keeps Params and TxStatus current from a message the holder read
 // from Frontend().
@@ -91,7 +94,7 @@ func (c *Conn) Release() {
 	p := c.pool
 	c.nc.SetDeadline(time.Time{})
 	switch {
-	case c.broken || c.TxStatus != 'I':
+	case c.broken.Load() || c.TxStatus != 'I':
 		p.m.closed(p.key, "broken")
 		res.Destroy()
 	case p.m.expired(c):
@@ -115,7 +118,7 @@ func (c *Conn) Exec(ctx context.Context, sql string) error {
 	defer c.nc.SetDeadline(time.Time{})
 	c.fe.Send(&pgproto3.Query{String: sql})
 	if err := c.fe.Flush(); err != nil {
-		c.broken = true
+		c.broken.Store(true)
 		return fmt.Errorf("backend %s: %w", c.Key, err)
 	}
 	return c.ReadUntilReady(1)
@@ -129,7 +132,7 @@ func (c *Conn) ReadUntilReady(n int) error {
 	for n > 0 {
 		msg, err := c.fe.Receive()
 		if err != nil {
-			c.broken = true
+			c.broken.Store(true)
 			return fmt.Errorf("backend %s: %w", c.Key, err)
 		}
 		c.Observe(msg)
@@ -141,16 +144,16 @@ func (c *Conn) ReadUntilReady(n int) error {
 				first = pgconn.ErrorResponseToPgError(m)
 			}
 			if m.Severity == "FATAL" || m.Severity == "PANIC" {
-				c.broken = true
+				c.broken.Store(true)
 			}
 		case *pgproto3.CopyInResponse:
 			c.fe.Send(&pgproto3.CopyFail{Message: "client gone"})
 			if err := c.fe.Flush(); err != nil {
-				c.broken = true
+				c.broken.Store(true)
 				return fmt.Errorf("backend %s: %w", c.Key, err)
 			}
 		case *pgproto3.CopyBothResponse:
-			c.broken = true
+			c.broken.Store(true)
 			return fmt.Errorf("backend %s: unexpected CopyBothResponse", c.Key)
 		}
 	}
@@ -245,7 +248,7 @@ func (c *Conn) Cancel(ctx context.Context) error {
 // alive reports whether an idle connection is still usable: nothing may
 // arrive on it (a terminated backend sends a FATAL error and closes).
 func (c *Conn) alive() bool {
-	if c.broken {
+	if c.broken.Load() {
 		return false
 	}
 	if c.fe.ReadBufferLen() > 0 {

@@ -1,0 +1,327 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"mqstack/internal/metrics"
+	"mqstack/router"
+)
+
+// How the reader looks into the rows of an observed statement.
+const (
+	inspectNone   uint8 = iota
+	inspectBool         // delete/archive single form: a false row moved nothing
+	inspectInt          // send_topic: the row is the count sent
+	inspectFilter       // a listing: rows of queues the token may not list are dropped
+)
+
+// portal is what a Bind fixed for the Execute that follows: the
+// statement, the queue names its bound parameters gave, and how to read
+// the rows.
+type portal struct {
+	st      *router.Statement
+	queues  []string // by call (router.Statement.Calls order); "" where literal
+	filter  bool
+	binary  bool // the first result column comes in binary format
+	inspect uint8
+}
+
+// obsEntry is a statement whose results the reader accounts: a simple
+// Query, or an Execute of a statement with pgmq calls. Entries are queued
+// in the order the backend answers them.
+type obsEntry struct {
+	cycle  uint64 // the sync point whose cycle answers it
+	seq    int    // for an Execute: completions before it in its cycle
+	simple bool
+	portal
+	start time.Time
+}
+
+// inspectFor decides how rows are read for a statement of one call.
+func inspectFor(st *router.Statement, filter bool) uint8 {
+	if filter {
+		return inspectFilter
+	}
+	if len(st.Parts) != 1 || len(st.Parts[0].Calls) != 1 {
+		return inspectNone
+	}
+	switch st.Parts[0].Calls[0].Function {
+	case "delete", "archive":
+		return inspectBool
+	case "send_topic":
+		return inspectInt
+	}
+	return inspectNone
+}
+
+// resolveQueues reads the bound queue names of st's calls from the Bind
+// being handled (nil when every queue is a literal).
+func (s *session) resolveQueues(st *stmt, m *pgproto3.Bind) []string {
+	if !st.bindAuth {
+		return nil
+	}
+	s.bind = bindValues{m: m, oids: st.oids}
+	defer func() { s.bind = bindValues{} }()
+	var out []string
+	for i := range st.class.Parts {
+		for _, c := range st.class.Parts[i].Calls {
+			q := ""
+			if c.Target.Param > 0 {
+				q, _ = s.bindParam(c.Target.Param)
+			}
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+func (s *session) setPortal(name string, p portal) {
+	if name == "" {
+		s.portal = p
+		return
+	}
+	if p.st == nil {
+		delete(s.portals, name)
+		return
+	}
+	if s.portals == nil {
+		s.portals = map[string]portal{}
+	}
+	s.portals[name] = p
+}
+
+func (s *session) portalFor(name string) portal {
+	if name == "" {
+		return s.portal
+	}
+	return s.portals[name]
+}
+
+// pushObsLocked queues an entry for the reader. s.mu is held.
+func (s *session) pushObsLocked(e obsEntry) {
+	s.obs = append(s.obs, e)
+	s.obsLen.Add(1)
+}
+
+// relayObs is the reader's accounting state for one attachment.
+type relayObs struct {
+	cycle  uint64 // ReadyForQuery seen
+	pos    int    // completions seen in this cycle
+	looked bool   // cur is settled for (cycle, pos)
+	has    bool
+	cur    obsEntry
+	rows   int // DataRows of the current statement
+	kept   int // rows relayed (filtered listings)
+	falses int // rows whose boolean was false
+	value  int // send_topic's count
+	col    int // queue_name column of the current listing; -1 none, -2 unknown
+	// describeNext: the next RowDescription/NoData answers the proxy's own
+	// Describe of a listing portal; describedCol is what it said.
+	describeNext bool
+	describedCol int
+}
+
+// entry returns the statement the reader is in, nil for one not observed.
+func (ro *relayObs) entry(s *session) *obsEntry {
+	if ro.looked {
+		if ro.has {
+			return &ro.cur
+		}
+		return nil
+	}
+	ro.looked, ro.has = true, false
+	if s.obsLen.Load() == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	i := 0
+	for i < len(s.obs) && s.obs[i].cycle < ro.cycle {
+		i++ // skipped by an error earlier in their cycle
+	}
+	if i < len(s.obs) && s.obs[i].cycle == ro.cycle && (s.obs[i].simple || s.obs[i].seq == ro.pos) {
+		ro.cur, ro.has = s.obs[i], true
+		i++
+	}
+	if i > 0 {
+		// Shift down rather than reslice, so the array is reused.
+		n := copy(s.obs, s.obs[i:])
+		clear(s.obs[n:])
+		s.obs = s.obs[:n]
+		s.obsLen.Add(-int32(i))
+	}
+	s.mu.Unlock()
+	if !ro.has {
+		return nil
+	}
+	ro.col = -2
+	if !ro.cur.simple && ro.cur.filter {
+		ro.col = ro.describedCol
+	}
+	return &ro.cur
+}
+
+// ready resets the state at a ReadyForQuery.
+func (ro *relayObs) ready() {
+	ro.cycle++
+	ro.pos = 0
+	ro.looked, ro.has = false, false
+	ro.rows, ro.kept, ro.falses, ro.value = 0, 0, 0, 0
+}
+
+func queueColumn(m *pgproto3.RowDescription) int {
+	for i, f := range m.Fields {
+		if string(f.Name) == "queue_name" {
+			return i
+		}
+	}
+	return -1
+}
+
+// rowDescription handles a RowDescription or NoData (m nil); it returns
+// false when the message must not reach the client.
+func (ro *relayObs) rowDescription(s *session, m *pgproto3.RowDescription) bool {
+	if ro.describeNext {
+		ro.describeNext = false
+		ro.describedCol = -1
+		if m != nil {
+			ro.describedCol = queueColumn(m)
+		}
+		return false
+	}
+	e := ro.entry(s)
+	if e == nil || !e.simple || !e.filter || m == nil {
+		return true
+	}
+	ro.col = queueColumn(m)
+	return ro.col >= 0
+}
+
+// dataRow accounts one row; false drops it.
+func (ro *relayObs) dataRow(s *session, m *pgproto3.DataRow) bool {
+	e := ro.entry(s)
+	ro.rows++
+	if e == nil {
+		return true
+	}
+	switch e.inspect {
+	case inspectBool:
+		if len(m.Values) > 0 {
+			v := m.Values[0]
+			if len(v) == 1 && (v[0] == 'f' || v[0] == 0) {
+				ro.falses++
+			}
+		}
+	case inspectInt:
+		if len(m.Values) > 0 {
+			ro.value = intValue(m.Values[0], e.binary)
+		}
+	case inspectFilter:
+		if ro.col < 0 || ro.col >= len(m.Values) || !s.id.Grants.CanList(string(m.Values[ro.col])) {
+			return false
+		}
+		ro.kept++
+	}
+	return true
+}
+
+func intValue(v []byte, binaryFormat bool) int {
+	if binaryFormat {
+		switch len(v) {
+		case 4:
+			return int(int32(binary.BigEndian.Uint32(v)))
+		case 8:
+			return int(int64(binary.BigEndian.Uint64(v)))
+		}
+		return 0
+	}
+	n, _ := strconv.Atoi(string(v))
+	return n
+}
+
+// complete ends the current statement (CommandComplete, EmptyQueryResponse,
+// PortalSuspended or ErrorResponse) and returns the message to relay in
+// place of m.
+func (ro *relayObs) complete(s *session, m pgproto3.BackendMessage) pgproto3.BackendMessage {
+	e := ro.entry(s)
+	out := m
+	if e != nil {
+		_, failed := m.(*pgproto3.ErrorResponse)
+		if _, suspended := m.(*pgproto3.PortalSuspended); !suspended {
+			if _, ok := m.(*pgproto3.CommandComplete); ok && e.filter {
+				if ro.col < 0 {
+					d := &router.Denial{Kind: router.KindPgmq, Reason: "listing_columns",
+						Detail: "the result has no queue_name column to filter on"}
+					s.countDenial(nil, d, nil)
+					out = errorResponse(d, "ERROR", s.log)
+					failed = true
+				} else {
+					out = &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.Itoa(ro.kept))}
+				}
+			}
+			part := 0
+			if e.simple {
+				part = ro.pos
+			}
+			s.observe(e, part, !failed, ro)
+		}
+	}
+	ro.pos++
+	ro.rows, ro.kept, ro.falses, ro.value = 0, 0, 0, 0
+	if e == nil || !e.simple {
+		ro.looked, ro.has = false, false
+	} else {
+		ro.col = -2
+	}
+	return out
+}
+
+// observe records the pgmq calls of one part of a statement. Message
+// counts are kept for a part with exactly one call; a part with several
+// counts each call as an operation only.
+func (s *session) observe(e *obsEntry, part int, ok bool, ro *relayObs) {
+	if part >= len(e.st.Parts) {
+		return
+	}
+	base := 0
+	for i := 0; i < part; i++ {
+		base += len(e.st.Parts[i].Calls)
+	}
+	p := &e.st.Parts[part]
+	d := time.Since(e.start)
+	for i, c := range p.Calls {
+		if c.Scope == router.ScopePure {
+			continue
+		}
+		q := c.Target.Literal
+		if c.Target.Param > 0 && base+i < len(e.queues) {
+			q = e.queues[base+i]
+		}
+		if c.Scope == router.ScopeListing || c.Scope == router.ScopeAllQueues {
+			q = "_none"
+		}
+		if q == "" {
+			continue
+		}
+		o := metrics.Observation{Queue: q, Op: c.Function, Source: "proxy", Outcome: metrics.Error, Duration: d}
+		if ok {
+			o.Outcome = metrics.OK
+			if len(p.Calls) == 1 {
+				o.Event = metrics.EventFor(c.Function)
+				switch e.inspect {
+				case inspectBool:
+					o.Messages = ro.rows - ro.falses
+				case inspectInt:
+					o.Messages = ro.value
+				default:
+					o.Messages = ro.rows
+				}
+				o.Empty = metrics.IsReceive(c.Function) && ro.rows == 0
+			}
+		}
+		s.srv.queues.Observe(o)
+	}
+}

@@ -1,0 +1,197 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"mqstack/internal/backend"
+	"mqstack/router"
+)
+
+// The client messages that carry SQL (Query, Parse) and bind it (Bind):
+// classified once by the router, checked against the token's grants,
+// pinned, and queued for the reader's accounting.
+
+// handleBind authorizes a Bind whose queue names are parameters (for
+// grant-limited tokens), notes what its Execute will account, and relays
+// it. A Bind of a statement the client does not have never reaches another
+// client's statement of the same name on the backend.
+func (s *session) handleBind(m *pgproto3.Bind) error {
+	s.mu.Lock()
+	st := s.unnamed
+	if m.PreparedStatement != "" {
+		st = s.stmts[m.PreparedStatement]
+	}
+	s.mu.Unlock()
+	var p portal
+	if st != nil && st.class != nil && hasCalls(st.class) {
+		filter := st.filter
+		if st.bindAuth && s.id.Grants.Limited() {
+			var err error
+			if filter, err = s.authorizeBind(st, m); err != nil {
+				s.bind = bindValues{m: m, oids: st.oids}
+				s.countDenial(st.class, err, s.bindParamFn)
+				s.bind = bindValues{}
+				return s.denyExtended(errorResponse(err, "ERROR", s.log))
+			}
+		}
+		p = portal{st: st.class, queues: s.resolveQueues(st, m), filter: filter,
+			binary: formatOf(m.ResultFormatCodes, 0) != 0, inspect: inspectFor(st.class, filter)}
+	}
+	s.setPortal(m.DestinationPortal, p)
+	return s.withConn(kindExtended, "", func(c *backend.Conn) {
+		switch {
+		case m.PreparedStatement == "" && s.unnamed == nil:
+			m.PreparedStatement = noSuchStatement
+		case m.PreparedStatement == "":
+			s.ensureUnnamedLocked(c)
+		case s.stmts[m.PreparedStatement] != nil:
+			st := s.stmts[m.PreparedStatement]
+			s.ensurePreparedLocked(c, st)
+			m.PreparedStatement = st.backendName
+		case s.id.Grants.Limited():
+			m.PreparedStatement = noSuchStatement
+		}
+		c.Frontend().Send(m)
+		for _, v := range m.Parameters {
+			s.pending += len(v)
+		}
+		if p.filter {
+			// Describe the portal to learn where queue_name is; the
+			// Close before it marks the answer as the proxy's.
+			s.pushLocked(pqEntry{action: pqDescribe})
+			c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
+			c.Frontend().Send(&pgproto3.Describe{ObjectType: 'P', Name: m.DestinationPortal})
+		}
+	})
+}
+
+func (s *session) handleParse(m *pgproto3.Parse) error {
+	named := m.Name != ""
+	st := newStmt(m, named)
+	st.class = s.srv.router.Classify(m.Query)
+	st.bindAuth = boundTargets(st.class)
+	if s.id.Grants.Limited() && !st.bindAuth {
+		filter, err := s.authorizeQuery(st.class)
+		if err != nil {
+			// A failed Parse leaves no statement behind, as in Postgres.
+			s.mu.Lock()
+			if named {
+				delete(s.stmts, m.Name)
+			} else {
+				s.unnamed = nil
+			}
+			s.mu.Unlock()
+			s.countDenial(st.class, err, nil)
+			return s.denyExtended(errorResponse(err, "ERROR", s.log))
+		}
+		st.filter = filter
+	}
+	pin := pinOf(st.class, m.Query)
+	if named && pin == "" {
+		// Outside a transaction a named Parse needs no backend: the proxy
+		// answers it and prepares the statement where it is first used.
+		// So a client that prepares synchronously (libpq's PQprepare)
+		// never waits for a backend while others wait on it.
+		s.mu.Lock()
+		if s.conn == nil {
+			s.stmts[m.Name] = st
+			s.mu.Unlock()
+			return s.writeClient(false, &pgproto3.ParseComplete{})
+		}
+		s.mu.Unlock()
+	}
+	return s.withConn(kindExtended, pin, func(c *backend.Conn) {
+		s.pending += len(st.query)
+		if !named {
+			s.unnamed = st
+			s.unnamedGen++
+			c.UnnamedOwner, c.UnnamedGen = s, s.unnamedGen
+			s.pushLocked(pqEntry{action: pqPass, st: st, unnamed: true, own: true})
+			c.Frontend().Send(m)
+			return
+		}
+		s.stmts[m.Name] = st
+		if c.Stmts.Has(st.backendName) {
+			s.pushLocked(pqEntry{action: pqAsParse, client: m.Name, st: st})
+			c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
+			return
+		}
+		c.Stmts.Add(st.backendName)
+		s.pushLocked(pqEntry{action: pqPass, created: st.backendName, client: m.Name, st: st})
+		c.Frontend().Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
+	})
+}
+
+func (s *session) handleQuery(m *pgproto3.Query) error {
+	cls := s.srv.router.Classify(m.String)
+	var filter bool
+	if s.id.Grants.Limited() {
+		if len(cls.Parts) == 1 && cls.Parts[0].Kind == router.KindCreateExtension && !s.attached() {
+			return s.writeClient(true, createExtensionNoop()...)
+		}
+		var err error
+		if filter, err = s.authorizeQuery(cls); err != nil {
+			s.countDenial(cls, err, nil)
+			return s.denyQuery(errorResponse(err, "ERROR", s.log))
+		}
+	}
+	var start time.Time
+	observed := filter || hasCalls(cls)
+	if observed {
+		start = time.Now()
+	}
+	sc := interceptOf(cls, m.String)
+	pin := pinOf(cls, m.String)
+	query := m.String
+	var dealloc *stmt
+	switch sc.intercept {
+	case interceptDeallocate, interceptDeallocateAll:
+		s.mu.Lock()
+		if sc.intercept == interceptDeallocate {
+			dealloc = s.stmts[sc.name]
+			delete(s.stmts, sc.name)
+		} else {
+			clear(s.stmts)
+		}
+		attached := s.conn != nil
+		s.mu.Unlock()
+		if sc.intercept == interceptDeallocate && dealloc == nil {
+			break // not a protocol statement of ours: Postgres answers
+		}
+		if !attached {
+			tag := "DEALLOCATE"
+			if sc.intercept == interceptDeallocateAll {
+				tag = "DEALLOCATE ALL"
+			}
+			return s.writeClient(true, &pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+		}
+		if dealloc != nil {
+			query = "DEALLOCATE " + dealloc.backendName
+		}
+	case interceptDiscardAll:
+		s.mu.Lock()
+		clear(s.stmts)
+		s.unnamed = nil
+		s.mu.Unlock()
+	}
+	return s.withConn(kindQuery, pin, func(c *backend.Conn) {
+		switch {
+		case dealloc != nil:
+			s.ensurePreparedLocked(c, dealloc)
+			c.Stmts.Remove(dealloc.backendName)
+		case sc.intercept == interceptDeallocateAll:
+			c.Stmts.Clear()
+		}
+		if observed {
+			s.pushObsLocked(obsEntry{cycle: s.cycle, simple: true, start: start,
+				portal: portal{st: cls, filter: filter, inspect: inspectFor(cls, filter)}})
+		}
+		// A simple query replaces the unnamed statement.
+		s.unnamed = nil
+		c.UnnamedOwner = nil
+		c.Frontend().Send(&pgproto3.Query{String: query})
+		s.pending += len(query)
+	})
+}
