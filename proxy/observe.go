@@ -123,6 +123,9 @@ type relayObs struct {
 	// Describe of a listing portal; describedCol is what it said.
 	describeNext bool
 	describedCol int
+	// sent are the queues sent to since the session was last idle; the
+	// server's OnSend hears of them when the transaction ends.
+	sent []string
 }
 
 // entry returns the statement the reader is in, nil for one not observed.
@@ -164,8 +167,15 @@ func (ro *relayObs) entry(s *session) *obsEntry {
 	return &ro.cur
 }
 
-// ready resets the state at a ReadyForQuery.
-func (ro *relayObs) ready() {
+// ready resets the state at a ReadyForQuery; at the end of a transaction
+// (status idle) it reports the queues sent to.
+func (ro *relayObs) ready(s *session, status byte) {
+	if len(ro.sent) > 0 && status == 'I' {
+		for _, q := range ro.sent {
+			s.srv.onSend(q)
+		}
+		ro.sent = ro.sent[:0]
+	}
 	ro.cycle++
 	ro.pos = 0
 	ro.looked, ro.has = false, false
@@ -320,6 +330,12 @@ func (s *session) observe(e *obsEntry, part int, ok bool, ro *relayObs) {
 					o.Messages = ro.rows
 				}
 				o.Empty = metrics.IsReceive(c.Function) && ro.rows == 0
+			}
+			if s.srv.onSend != nil && o.Event == metrics.Sent && (len(p.Calls) > 1 || o.Messages > 0) {
+				if c.Scope == router.ScopeTopic {
+					q = ""
+				}
+				ro.sent = append(ro.sent, q)
 			}
 		}
 		s.srv.queues.Observe(o)

@@ -432,7 +432,7 @@ func (s *session) relayBackend(c *backend.Conn, done chan struct{}) {
 				out = ro.complete(s, m)
 			}
 		case *pgproto3.ReadyForQuery:
-			ro.ready()
+			ro.ready(s, m.TxStatus)
 			if s.readyForQuery(c, m) {
 				return
 			}

@@ -47,6 +47,10 @@ type Options struct {
 	// nil makes private ones on Registerer.
 	Queues  *metrics.Queues
 	Service *metrics.Service
+	// OnSend, when set, is called after a transaction that sent messages
+	// ends, once per queue sent to ("" for topic sends, whose queues are not
+	// known), so REST long polls in this process wake at once.
+	OnSend func(queue string)
 }
 
 // Server is the wire-protocol proxy. It is made by New, serves listeners
@@ -60,6 +64,7 @@ type Server struct {
 	router   *router.Router
 	queues   *metrics.Queues
 	service  *metrics.Service
+	onSend   func(queue string)
 	cfg      atomic.Pointer[configs.ProxyConfig]
 
 	mu        sync.Mutex
@@ -108,6 +113,7 @@ func New(opts Options) (*Server, error) {
 		router:    opts.Router,
 		queues:    opts.Queues,
 		service:   opts.Service,
+		onSend:    opts.OnSend,
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
 		cancelKey: map[uint32]*session{},

@@ -134,8 +134,18 @@ func (s *Server) Serve(ln net.Listener) error {
 }
 
 // NotifySend wakes the long polls waiting on queue, as a send through this
-// process does. The wiring may call it for sends made through the proxy.
-func (s *Server) NotifySend(queue string) { s.waiters.notify(queue) }
+// process does; "" wakes every waiting poll (a topic send, whose queues are
+// not known). The wiring calls it for sends committed through the proxy.
+func (s *Server) NotifySend(queue string) {
+	if !s.waiters.any() {
+		return
+	}
+	if queue == "" {
+		s.waiters.notifyAll()
+		return
+	}
+	s.waiters.notify(queue)
+}
 
 // Shutdown ends waiting long polls (they answer with what they have, []),
 // stops accepting, and waits for requests in flight until ctx ends.

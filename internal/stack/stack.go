@@ -109,7 +109,10 @@ func Start(opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	if s.Proxy, err = proxy.New(proxy.Options{Proxy: v.Proxy, Backends: s.Backends, Verifier: s.Verifier, TLS: tlsCfg,
-		Log: log.Named("proxy"), Registerer: s.Registry, Router: s.Router, Queues: s.Queues, Service: s.Service}); err != nil {
+		Log: log.Named("proxy"), Registerer: s.Registry, Router: s.Router, Queues: s.Queues, Service: s.Service,
+		// Sends committed through the proxy wake REST long polls at once
+		// (REST is built below; the hook runs only once serving).
+		OnSend: func(queue string) { s.REST.NotifySend(queue) }}); err != nil {
 		return nil, err
 	}
 	role := v.Metrics.Role

@@ -169,3 +169,62 @@ func TestRESTAndProxySeeTheSameQueues(t *testing.T) {
 		t.Fatalf("queue length over the proxy: %d %v", left, err)
 	}
 }
+
+// A REST long poll wakes at once when a send commits through the proxy,
+// long before its poll interval.
+func TestLongPollWokenByProxySend(t *testing.T) {
+	st := startStack(t, nil)
+	tok := token(t, auth.MintOptions{})
+	conn, err := proxyConnect(t, st.ProxyAddr(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctxFor(t, time.Second))
+	ctx := ctxFor(t, 60*time.Second)
+	if _, err := conn.Exec(ctx, "SELECT pgmq.create('woken')"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "SELECT pgmq.drop_queue('woken')")
+	for _, mode := range []string{"autocommit", "transaction"} {
+		type result struct {
+			code int
+			body []byte
+			took time.Duration
+		}
+		done := make(chan result, 1)
+		start := time.Now()
+		go func() {
+			code, body := restCall(t, st.RESTAddr(), tok, "read_with_poll", map[string]any{"queue_name": "woken", "vt": 30, "qty": 1,
+				"max_poll_seconds": 15, "poll_interval_ms": 10000})
+			done <- result{code, body, time.Since(start)}
+		}()
+		time.Sleep(500 * time.Millisecond) // the poll is waiting now
+		if mode == "autocommit" {
+			if _, err := conn.Exec(ctx, `SELECT pgmq.send('woken', '{"m":1}')`); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, `SELECT pgmq.send('woken', '{"m":2}')`); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case r := <-done:
+			if r.code != 200 || !strings.Contains(string(r.body), `"msg_id"`) {
+				t.Fatalf("%s: long poll answered %d %s", mode, r.code, r.body)
+			}
+			if r.took > 5*time.Second {
+				t.Fatalf("%s: long poll took %s: not woken by the proxy send (poll interval 10s)", mode, r.took)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: long poll never answered", mode)
+		}
+	}
+}
