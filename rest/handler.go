@@ -41,6 +41,7 @@ func (s *Server) serveCall(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		e := toAPIError(err)
 		obs.Status, obs.Outcome = e.Status, outcomeOf(e.Status)
+		obs.Reason = refusalReason(err, obs.Outcome)
 		s.logRefusal(r, reqID, id, e)
 		s.fail(w, r, reqID, e)
 	} else {
@@ -69,6 +70,22 @@ func (s *Server) logRefusal(r *http.Request, reqID string, id auth.Identity, e *
 	s.log.Info("rest: refused", zap.Int("status", e.Status), zap.String("code", e.Code),
 		zap.String("reason", e.Message), zap.String("path", r.URL.Path), zap.String("request_id", reqID),
 		zap.String("sub", id.Subject), zap.String("jti", id.JTI))
+}
+
+// refusalReason is the bounded reason of a 401 or 403.
+func refusalReason(err error, outcome string) string {
+	var d *router.Denial
+	switch {
+	case outcome == "denied" && errors.As(err, &d):
+		return d.Reason
+	case outcome == "denied":
+		return "role_refused"
+	case outcome == "unauthorized" && auth.IsTokenError(err):
+		return string(auth.ReasonOf(err))
+	case outcome == "unauthorized":
+		return "missing_token"
+	}
+	return ""
 }
 
 // outcomeOf is the metric label of a status.

@@ -13,6 +13,10 @@ type Observation struct {
 	Status   int           // HTTP status
 	Rows     int           // messages sent, read, deleted or archived; rows listed
 	Latency  time.Duration // from the request's arrival to the response
+	// Reason of a refusal, from a bounded set: the token's refusal reason
+	// (auth.Reason, or "missing_token") for unauthorized, the grant
+	// check's (router.Denial.Reason) for denied; "" otherwise.
+	Reason string
 }
 
 // Recorder records calls; the metrics package implements it. It must be

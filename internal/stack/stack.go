@@ -125,7 +125,7 @@ func Start(opts Options) (_ *Stack, err error) {
 		Pools:     rest.BackendPools{Manager: s.Backends, Backend: opts.Backends[0].Name, Database: opts.Backends[0].Database},
 		ReadyRole: opts.DefaultRole,
 		Router:    s.Router,
-		Metrics:   restRecorder{s.Queues},
+		Metrics:   restRecorder{s.Queues, s.Service},
 		Logger:    log.Named("rest"),
 	}); err != nil {
 		return nil, err
@@ -300,8 +300,12 @@ func (s *Stack) close() {
 	})
 }
 
-// restRecorder feeds REST calls into the per-queue metrics the proxy feeds.
-type restRecorder struct{ q *metrics.Queues }
+// restRecorder feeds REST calls into the per-queue and service metrics the
+// proxy feeds.
+type restRecorder struct {
+	q   *metrics.Queues
+	svc *metrics.Service
+}
 
 var _ rest.Recorder = restRecorder{}
 
@@ -310,6 +314,12 @@ func (r restRecorder) ObserveCall(o rest.Observation) {
 		return // refused before a function was known: counted by auth metrics
 	}
 	obs := metrics.Observation{Queue: o.Queue, Op: o.Function, Source: "rest", Duration: o.Latency}
+	switch o.Outcome {
+	case "unauthorized":
+		r.svc.AuthAttempts.WithLabelValues("refused", o.Reason, "rest").Inc()
+	case "denied":
+		r.svc.Denied.WithLabelValues(o.Reason, "rest").Inc()
+	}
 	switch o.Outcome {
 	case "ok":
 		obs.Outcome = metrics.OK

@@ -228,3 +228,26 @@ func TestLongPollWokenByProxySend(t *testing.T) {
 		}
 	}
 }
+
+// REST refusals are counted like the proxy's: auth refusals by reason and
+// grant denials by reason.
+func TestRESTRefusalMetrics(t *testing.T) {
+	st := startStack(t, nil)
+	if code, _ := restCall(t, st.RESTAddr(), "garbage", "list_queues", map[string]any{}); code != 401 {
+		t.Fatalf("bad token: %d", code)
+	}
+	limited := token(t, auth.MintOptions{Grants: []auth.GrantEntry{{Queues: []string{"mine"}, Ops: []string{"send"}}}})
+	if code, body := restCall(t, st.RESTAddr(), limited, "send", map[string]any{"queue_name": "theirs", "msg": map[string]any{}}); code != 403 {
+		t.Fatalf("missing grant: %d %s", code, body)
+	}
+	want := `# HELP mqstack_auth_attempts_total Token verifications by outcome (ok, refused), reason and source (proxy, rest).
+# TYPE mqstack_auth_attempts_total counter
+mqstack_auth_attempts_total{outcome="refused",reason="malformed",source="rest"} 1
+# HELP mqstack_statements_denied_total Statements refused by the grant check, by reason and source.
+# TYPE mqstack_statements_denied_total counter
+mqstack_statements_denied_total{reason="missing_grant",source="rest"} 1
+`
+	if err := testutil.GatherAndCompare(st.Registry, strings.NewReader(want), "mqstack_auth_attempts_total", "mqstack_statements_denied_total"); err != nil {
+		t.Fatal(err)
+	}
+}
