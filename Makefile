@@ -67,3 +67,24 @@ test-extension: install-extension
 ## bench-extension: pgmq throughput table on a throwaway cluster (about 3 minutes)
 bench-extension:
 	PG_CONFIG=$(PG_CONFIG) GO=$(GO) ./extension/pgmq/bench/run.sh
+
+.PHONY: fuzz soak
+
+# Every fuzz target as package:Target; `go test -fuzz` takes one per run.
+FUZZ_TARGETS := ./proxy:FuzzStartup ./proxy:FuzzSession ./proxy:FuzzPassword ./router:FuzzClassify \
+	./auth:FuzzVerify ./auth:FuzzGrantParse ./rest:FuzzBuildCall ./rest:FuzzHandler
+FUZZTIME ?= 30s
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s); `make test` runs their seed corpora
+fuzz: deps
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+SOAK_DURATION ?= 10m
+
+## soak: mixed load with a fault every minute for SOAK_DURATION (default 10m), then the accounting summary
+soak: deps
+	$(GO) test -tags soak -race -count=1 -timeout 0 -run '^TestSoak$$' -v ./tests/reliability -soak.duration=$(SOAK_DURATION)

@@ -1,0 +1,367 @@
+package reliability
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// TestAccountingUnderLoad: 36 clients through the proxy and REST at once on
+// a pool of 8; every acknowledged send is accounted for, nothing is
+// delivered twice within its vt, nothing appears that was not sent.
+func TestAccountingUnderLoad(t *testing.T) {
+	e := newEnv(t, envOptions{PoolSize: 8})
+	l := startLoad(t, e, "acct_plain", defaultMix)
+	time.Sleep(8 * time.Second)
+	c := l.finish(t, 30*time.Second)
+	t.Logf("accounting (%d clients, pool 8): %s; errors: %s", defaultMix.total(), c, l.errSummary())
+	if !c.ok() {
+		t.Fatalf("accounting failed: %s\n  %s", c, c.problems())
+	}
+	if c.Acked < 500 || c.Received < 500 {
+		t.Fatalf("too little traffic to prove anything: %s", c)
+	}
+	if c.InQueue != 0 {
+		t.Fatalf("%d messages left after the drain", c.InQueue)
+	}
+	e.noIdleInTransaction(t)
+}
+
+// fault is something that goes wrong while the load runs. inject returns a
+// check run after the load has finished (metrics, leftovers).
+type fault struct {
+	name   string
+	inject func(t testing.TB, e *env, l *load) (after func(t testing.TB))
+}
+
+var faults = []fault{
+	{"terminate_backends", terminateBackends},
+	{"restart_fast", restartPostgres("fast")},
+	{"restart_immediate", restartPostgres("immediate")},
+	{"client_killed_mid_transaction", killClientMidTransaction},
+	{"slow_consumer", slowConsumer},
+	{"pool_exhausted", exhaustPool},
+}
+
+// TestFaultsUnderLoad injects each fault into a running load on one stack
+// and checks, after each: accounting, a new client is served, no backend
+// idle in transaction, and the metrics counted the fault.
+func TestFaultsUnderLoad(t *testing.T) {
+	e := newEnv(t, envOptions{PoolSize: 8, CheckoutTimeout: time.Second})
+	var total counts
+	for i, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			c := runRound(t, e, fmt.Sprintf("fault_%d", i), f, 1500*time.Millisecond, 2*time.Second)
+			total.add(c)
+		})
+	}
+	t.Logf("all faults: %s", total)
+}
+
+// runRound runs a load on a fresh queue, injects f after before, lets the
+// load go on for after, drains and checks.
+func runRound(t testing.TB, e *env, queue string, f fault, before, after time.Duration) counts {
+	t.Helper()
+	l := startLoad(t, e, queue, defaultMix)
+	time.Sleep(before)
+	check := f.inject(t, e, l)
+	sends := l.sendOps.Load()
+	time.Sleep(after)
+	c := l.finish(t, 45*time.Second)
+	t.Logf("%s: %s; errors: %s", f.name, c, l.errSummary())
+	if testing.Verbose() {
+		t.Logf("error samples:%s", l.errSamples())
+	}
+	if !c.ok() {
+		t.Fatalf("%s: accounting failed: %s\n  %s", f.name, c, c.problems())
+	}
+	if l.sendOps.Load() == sends {
+		t.Errorf("%s: no send succeeded after the fault", f.name)
+	}
+	e.noIdleInTransaction(t)
+	e.serves(t)
+	if check != nil {
+		check(t)
+	}
+	return c
+}
+
+// serves checks that a new client gets served through the proxy and REST.
+func (e *env) serves(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var last error
+	waitFor(t, 20*time.Second, "a new client to be served", func() bool {
+		c, err := pgx.Connect(ctx, e.connString())
+		if err != nil {
+			last = err
+			return false
+		}
+		defer c.Close(context.Background())
+		var n int
+		if err := c.QueryRow(ctx, "SELECT count(*) FROM pgmq.list_queues()").Scan(&n); err != nil || n == 0 {
+			last = fmt.Errorf("list_queues: %d %v", n, err)
+			return false
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.restURL("list_queues"), nil)
+		req.Header.Set("Authorization", "Bearer "+mint(t, time.Hour))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			last = err
+			return false
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			last = fmt.Errorf("REST list_queues: HTTP %d", resp.StatusCode)
+			return false
+		}
+		return true
+	})
+	_ = last
+}
+
+// connectionsClosed sums the client connections closed for any of reasons
+// (all when none), under the metric's current and former names.
+func (e *env) connectionsClosed(t testing.TB, reasons ...string) float64 {
+	var n float64
+	for _, name := range []string{"mqstack_connections_closed_total", "mqstack_proxy_connections_closed_total"} {
+		if len(reasons) == 0 {
+			n += e.metric(t, name, nil)
+		}
+		for _, r := range reasons {
+			n += e.metric(t, name, map[string]string{"reason": r})
+		}
+	}
+	return n
+}
+
+// clientsGone counts connections the client closed without Terminate.
+func (e *env) clientsGone(t testing.TB) float64 {
+	return e.connectionsClosed(t, "client_gone", "client_closed")
+}
+
+func (e *env) backendsClosed(t testing.TB) float64 {
+	return e.metric(t, "mqstack_pool_backends_closed_total", nil)
+}
+
+func terminateBackends(t testing.TB, e *env, l *load) func(testing.TB) {
+	closedBefore := e.backendsClosed(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dc, err := e.direct(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Close(context.Background())
+	var n int
+	if err := dc.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE usename = 'mq' AND backend_type = 'client backend'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no backend of role mq to terminate: is the load running?")
+	}
+	t.Logf("terminated %d backends", n)
+	return func(t testing.TB) {
+		waitFor(t, 10*time.Second, "mqstack_pool_backends_closed_total to count the terminated backends", func() bool {
+			return e.backendsClosed(t) > closedBefore
+		})
+	}
+}
+
+func restartPostgres(how string) func(testing.TB, *env, *load) func(testing.TB) {
+	return func(t testing.TB, e *env, l *load) func(testing.TB) {
+		closedBefore := e.backendsClosed(t)
+		errsBefore := e.metric(t, "mqstack_pool_checkouts_total", map[string]string{"outcome": "error"})
+		e.stopPostgres(t, how)
+		time.Sleep(time.Second) // clients see Postgres down
+		e.startPostgres(t)
+		return func(t testing.TB) {
+			if e.backendsClosed(t) <= closedBefore {
+				t.Errorf("restart (%s) not counted in mqstack_pool_backends_closed_total", how)
+			}
+			if e.metric(t, "mqstack_pool_checkouts_total", map[string]string{"outcome": "error"}) <= errsBefore {
+				t.Errorf("checkouts while Postgres was down not counted as mqstack_pool_checkouts_total{outcome=\"error\"}")
+			}
+		}
+	}
+}
+
+// rawProxyConn is a pgx connection through the proxy for a scripted client.
+func rawProxyConn(t testing.TB, e *env) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cfg, err := pgx.ParseConfig(e.connString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connect through the proxy: %v", err)
+	}
+	return c
+}
+
+// killClientMidTransaction: clients vanish (TCP close, no Terminate) inside
+// a transaction that sent and read messages, idle and while a statement
+// runs. Their sends must not appear, their reads come back after vt.
+func killClientMidTransaction(t testing.TB, e *env, l *load) func(testing.TB) {
+	closedBefore := e.clientsGone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, running := range []bool{false, true} {
+		c := rawProxyConn(t, e)
+		uid := l.led.uid("killed")
+		if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, fmt.Sprintf("SELECT pgmq.send('%s', '%s')", l.queue, body(uid))); err != nil {
+			t.Fatal(err)
+		}
+		// The transaction never commits: the send certainly failed.
+		l.led.sent([]string{uid}, nil, failed)
+		if _, err := c.Exec(ctx, fmt.Sprintf("SELECT * FROM pgmq.read('%s', 30, 3)", l.queue)); err != nil {
+			t.Fatal(err)
+		}
+		if running {
+			c.PgConn().Frontend().Send(&pgproto3.Query{String: "SELECT pg_sleep(60)"})
+			if err := c.PgConn().Frontend().Flush(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		c.PgConn().Conn().Close()
+	}
+	return func(t testing.TB) {
+		if n := e.clientsGone(t); n < closedBefore+2 {
+			t.Errorf("killed clients not counted: connections closed by the client %v -> %v", closedBefore, n)
+		}
+		e.noActiveQuery(t, "pg_sleep(60)")
+	}
+}
+
+// noActiveQuery waits until no backend runs a query containing text.
+func (e *env) noActiveQuery(t testing.TB, text string) {
+	t.Helper()
+	waitFor(t, 15*time.Second, "no backend running "+text, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := e.direct(ctx)
+		if err != nil {
+			return false
+		}
+		defer c.Close(context.Background())
+		var n int
+		c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()", text).Scan(&n)
+		return n == 0
+	})
+}
+
+// slowConsumer: a client asks for a large result and stops reading its
+// socket; everyone else carries on; when it finally goes away its backend
+// is freed.
+func slowConsumer(t testing.TB, e *env, l *load) func(testing.TB) {
+	c := rawProxyConn(t, e)
+	const q = "SELECT g, repeat('x', 2000) FROM generate_series(1, 100000) g /* slow consumer */"
+	c.PgConn().Frontend().Send(&pgproto3.Query{String: q})
+	if err := c.PgConn().Frontend().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until its backend is blocked writing, then watch the others.
+	waitFor(t, 10*time.Second, "the slow consumer's backend to block on the client", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		dc, err := e.direct(ctx)
+		if err != nil {
+			return false
+		}
+		defer dc.Close(context.Background())
+		var n int
+		dc.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%/* slow consumer */%' AND wait_event = 'ClientWrite' AND pid <> pg_backend_pid()").Scan(&n)
+		return n == 1
+	})
+	sends, reads := l.sendOps.Load(), l.readOps.Load()
+	time.Sleep(1500 * time.Millisecond)
+	if l.sendOps.Load()-sends < 20 || l.readOps.Load()-reads < 20 {
+		t.Errorf("others stalled behind a slow consumer: %d sends, %d reads in 1.5s", l.sendOps.Load()-sends, l.readOps.Load()-reads)
+	}
+	closedBefore := e.clientsGone(t)
+	c.PgConn().Conn().Close()
+	return func(t testing.TB) {
+		e.noActiveQuery(t, "/* slow consumer */")
+		if e.clientsGone(t) <= closedBefore {
+			t.Errorf("the slow consumer's end is not counted in mqstack_proxy_connections_closed_total")
+		}
+	}
+}
+
+// exhaustPool: every backend of the pool is held in open transactions for
+// longer than pool.checkout_timeout; others wait, get 53300, and recover
+// when the transactions end.
+func exhaustPool(t testing.TB, e *env, l *load) func(testing.TB) {
+	timeoutsBefore := e.metric(t, "mqstack_pool_checkouts_total", map[string]string{"outcome": "timeout"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var holders []*pgx.Conn
+	for range e.cfg.Pool.Size {
+		c := rawProxyConn(t, e)
+		// Retry: the load competes for the same pool.
+		var err error
+		for range 20 {
+			if _, err = c.Exec(ctx, "BEGIN; SELECT 1"); err == nil {
+				break
+			}
+		}
+		if err != nil {
+			t.Fatalf("cannot take a backend: %v", err)
+		}
+		holders = append(holders, c)
+	}
+	probe := rawProxyConn(t, e)
+	defer probe.Close(context.Background())
+	start := time.Now()
+	_, err := probe.Exec(ctx, "SELECT 1")
+	waited := time.Since(start)
+	if pgCode(err) != "53300" {
+		t.Errorf("with the pool exhausted: want SQLSTATE 53300, got %v", err)
+	} else if !strings.Contains(err.Error(), "pool") {
+		t.Errorf("53300 message does not explain: %v", err)
+	}
+	if waited < e.cfg.Pool.CheckoutTimeout*9/10 {
+		t.Errorf("53300 after %s, before pool.checkout_timeout %s", waited, e.cfg.Pool.CheckoutTimeout)
+	}
+	if n := e.metric(t, "mqstack_pool_clients_waiting", nil); n < 0 {
+		t.Errorf("clients waiting gauge %v", n)
+	}
+	time.Sleep(e.cfg.Pool.CheckoutTimeout)
+	for _, c := range holders {
+		c.Exec(ctx, "COMMIT")
+		c.Close(context.Background())
+	}
+	// The probe's session is still usable.
+	var one int
+	if err := probe.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Errorf("after the pool recovered, the refused session fails: %v", err)
+	}
+	return func(t testing.TB) {
+		if e.metric(t, "mqstack_pool_checkouts_total", map[string]string{"outcome": "timeout"}) <= timeoutsBefore {
+			t.Errorf("pool exhaustion not counted in mqstack_pool_checkouts_total{outcome=\"timeout\"}")
+		}
+	}
+}
+
+func pgCode(err error) string {
+	if k := errKind(err); k != "conn" && k != "timeout" {
+		return k
+	}
+	return ""
+}
