@@ -33,10 +33,11 @@ build:
 run: deps build
 	./$(BIN) up
 
-## test: every test, with the race detector
+## test: every test, with the race detector, then each fuzz target briefly
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@$(MAKE) --no-print-directory fuzz-run FUZZTIME=$(FUZZTIME_TEST)
 
 ## lint: gofmt and go vet
 lint:
@@ -68,15 +69,20 @@ test-extension: install-extension
 bench-extension:
 	PG_CONFIG=$(PG_CONFIG) GO=$(GO) ./extension/pgmq/bench/run.sh
 
-.PHONY: fuzz soak
+.PHONY: fuzz fuzz-run soak
 
 # Every fuzz target as package:Target; `go test -fuzz` takes one per run.
 FUZZ_TARGETS := ./proxy:FuzzStartup ./proxy:FuzzSession ./proxy:FuzzPassword ./router:FuzzClassify \
 	./auth:FuzzVerify ./auth:FuzzGrantParse ./rest:FuzzBuildCall ./rest:FuzzHandler
 FUZZTIME ?= 30s
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s); `make test` runs their seed corpora
+FUZZTIME_TEST ?= 3s
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s); `make test` runs each for FUZZTIME_TEST
 fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
 		echo "== $$name ($$pkg, $(FUZZTIME))"; \
