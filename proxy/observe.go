@@ -28,6 +28,25 @@ type portal struct {
 	filter  bool
 	binary  bool // the first result column comes in binary format
 	inspect uint8
+	// msgSize is the size of the message argument of a single send call
+	// (the whole array for batches), 0 when unknown.
+	msgSize int
+}
+
+// messageSize is the size of the message argument of st's only call: a
+// literal's length, or the bound value's (values may be nil: simple Query).
+func messageSize(st *router.Statement, values [][]byte) int {
+	if len(st.Parts) != 1 || len(st.Parts[0].Calls) != 1 {
+		return 0
+	}
+	m := st.Parts[0].Calls[0].Message
+	if m.Param > 0 {
+		if m.Param <= len(values) {
+			return len(values[m.Param-1])
+		}
+		return 0
+	}
+	return len(m.Literal)
 }
 
 // obsEntry is a statement whose results the reader accounts: a simple
@@ -330,6 +349,12 @@ func (s *session) observe(e *obsEntry, part int, ok bool, ro *relayObs) {
 					o.Messages = ro.rows
 				}
 				o.Empty = metrics.IsReceive(c.Function) && ro.rows == 0
+			}
+			if o.Event == metrics.Sent && e.msgSize > 0 && o.Messages > 0 {
+				o.MessageSize = e.msgSize
+				if c.Function == "send_batch" || c.Function == "send_batch_topic" {
+					o.MessageSize = max(1, e.msgSize/o.Messages)
+				}
 			}
 			if s.srv.onSend != nil && o.Event == metrics.Sent && (len(p.Calls) > 1 || o.Messages > 0) {
 				if c.Scope == router.ScopeTopic {

@@ -37,7 +37,8 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 			}
 		}
 		p = portal{st: st.class, queues: s.resolveQueues(st, m), filter: filter,
-			binary: formatOf(m.ResultFormatCodes, 0) != 0, inspect: inspectFor(st.class, filter)}
+			binary: formatOf(m.ResultFormatCodes, 0) != 0, inspect: inspectFor(st.class, filter),
+			msgSize: messageSize(st.class, m.Parameters)}
 	}
 	s.setPortal(m.DestinationPortal, p)
 	return s.withConn(kindExtended, "", func(c *backend.Conn) {
@@ -186,7 +187,7 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 		}
 		if observed {
 			s.pushObsLocked(obsEntry{cycle: s.cycle, simple: true, start: start,
-				portal: portal{st: cls, filter: filter, inspect: inspectFor(cls, filter)}})
+				portal: portal{st: cls, filter: filter, inspect: inspectFor(cls, filter), msgSize: messageSize(cls, nil)}})
 		}
 		// A simple query replaces the unnamed statement.
 		s.unnamed = nil

@@ -152,6 +152,9 @@ func (s *Server) handleCall(r *http.Request, f *function, name string, obs *Obse
 	} else if target.Literal != "" {
 		obs.Queue = target.Literal
 	}
+	if m := calls[0].Message; m.Param > 0 && m.Param <= len(c.args) && c.args[m.Param-1] != nil {
+		obs.MessageSize = len(*c.args[m.Param-1])
+	}
 	dec, err := router.Authorize(id, st, c.param)
 	if err != nil {
 		return id, result{}, err

@@ -17,6 +17,9 @@ type Observation struct {
 	// (auth.Reason, or "missing_token") for unauthorized, the grant
 	// check's (router.Denial.Reason) for denied; "" otherwise.
 	Reason string
+	// MessageSize is the size in bytes of the message argument of a send
+	// (msg, or the whole msgs array); 0 for other calls.
+	MessageSize int
 }
 
 // Recorder records calls; the metrics package implements it. It must be

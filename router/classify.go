@@ -270,6 +270,17 @@ func (sc *selectScan) pgmqCall(name string, spec fnSpec, fc *pg_query.FuncCall) 
 		}
 		call.Target = arg
 	}
+	if spec.msg != "" {
+		node := named[spec.msg]
+		if node == nil && len(positional) > 1 {
+			node = positional[1]
+		}
+		if node != nil {
+			if m, ok := argValue(node); ok && !m.Null {
+				call.Message = m
+			}
+		}
+	}
 	sc.part.Calls = append(sc.part.Calls, call)
 }
 

@@ -38,6 +38,7 @@ type fnSpec struct {
 	scope Scope
 	arg   string // name of the argument holding the queue or routing key
 	pos   int    // its position (0-based)
+	msg   string // name of the message argument of the send functions (position 1)
 }
 
 func queueFn(op Op) fnSpec { return fnSpec{op: op, scope: ScopeQueue, arg: "queue_name"} }
@@ -46,8 +47,8 @@ func queueFn(op Op) fnSpec { return fnSpec{op: op, scope: ScopeQueue, arg: "queu
 // Internal helpers (names starting with "_", the trigger function,
 // acquire_queue_lock) are absent on purpose: calling them is refused.
 var pgmqFunctions = map[string]fnSpec{
-	"send":                         queueFn(OpSend),
-	"send_batch":                   queueFn(OpSend),
+	"send":                         {op: OpSend, scope: ScopeQueue, arg: "queue_name", msg: "msg"},
+	"send_batch":                   {op: OpSend, scope: ScopeQueue, arg: "queue_name", msg: "msgs"},
 	"read":                         queueFn(OpRead),
 	"read_with_poll":               queueFn(OpRead),
 	"read_grouped":                 queueFn(OpRead),
@@ -80,8 +81,8 @@ var pgmqFunctions = map[string]fnSpec{
 	"list_notify_insert_throttles": {op: OpList, scope: ScopeListing},
 	"test_routing":                 {op: OpList, scope: ScopeListing},
 	"create_fifo_indexes_all":      {op: OpCreate, scope: ScopeAllQueues},
-	"send_topic":                   {op: OpPublish, scope: ScopeTopic, arg: "routing_key"},
-	"send_batch_topic":             {op: OpPublish, scope: ScopeTopic, arg: "routing_key"},
+	"send_topic":                   {op: OpPublish, scope: ScopeTopic, arg: "routing_key", msg: "msg"},
+	"send_batch_topic":             {op: OpPublish, scope: ScopeTopic, arg: "routing_key", msg: "msgs"},
 	"validate_queue_name":          {scope: ScopePure},
 	"validate_routing_key":         {scope: ScopePure},
 	"validate_topic_pattern":       {scope: ScopePure},

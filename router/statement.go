@@ -50,6 +50,9 @@ type Call struct {
 	Op       Op     // "" for pure helpers
 	Scope    Scope
 	Target   Arg // the queue (ScopeQueue) or routing key (ScopeTopic)
+	// Message is the msg (or msgs) argument of the send functions, for
+	// message-size metrics; zero when there is none or it is an expression.
+	Message Arg
 }
 
 // PinCause is session state that cannot survive a transaction boundary, so

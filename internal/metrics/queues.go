@@ -41,8 +41,9 @@ type Observation struct {
 	Messages int
 	// Empty is true for a receive (read, pop, ...) that returned no rows.
 	Empty bool
-	// MessageBytes are the sizes of the message bodies sent.
-	MessageBytes []int
+	// MessageSize is the size in bytes of each message sent (the average
+	// for a batch); 0 when not known.
+	MessageSize int
 }
 
 // Queues holds the per-queue collectors.
@@ -103,10 +104,10 @@ func (q *Queues) Observe(o Observation) {
 	if o.Empty {
 		q.empty.WithLabelValues(l).Inc()
 	}
-	if len(o.MessageBytes) > 0 {
+	if o.MessageSize > 0 && o.Event == Sent && o.Messages > 0 {
 		h := q.size.WithLabelValues(l)
-		for _, n := range o.MessageBytes {
-			h.Observe(float64(n))
+		for i := 0; i < o.Messages; i++ {
+			h.Observe(float64(o.MessageSize))
 		}
 	}
 }

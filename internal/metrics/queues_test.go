@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestCapper(t *testing.T) {
@@ -32,7 +33,7 @@ func TestCapper(t *testing.T) {
 func TestQueuesObserve(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	q := NewQueues(reg, 1)
-	q.Observe(Observation{Queue: "orders", Op: "send_batch", Source: "proxy", Outcome: OK, Duration: 2 * time.Millisecond, Event: Sent, Messages: 5, MessageBytes: []int{10, 20, 30, 40, 50}})
+	q.Observe(Observation{Queue: "orders", Op: "send_batch", Source: "proxy", Outcome: OK, Duration: 2 * time.Millisecond, Event: Sent, Messages: 5, MessageSize: 30})
 	q.Observe(Observation{Queue: "orders", Op: "read", Source: "rest", Outcome: OK, Event: Received, Empty: true})
 	q.Observe(Observation{Queue: "other", Op: "send", Source: "proxy", Outcome: Denied})
 	if v := testutil.ToFloat64(q.messages.WithLabelValues("orders", "sent")); v != 5 {
@@ -46,6 +47,9 @@ func TestQueuesObserve(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(q.size); n != 1 {
 		t.Errorf("size histogram series = %d", n)
+	}
+	if c := histCount(t, q, "orders"); c != 5 {
+		t.Errorf("size observations = %d, want 5 (one per message)", c)
 	}
 	problems, err := testutil.GatherAndLint(reg)
 	if err != nil || len(problems) > 0 {
@@ -82,4 +86,13 @@ func TestServiceCounters(t *testing.T) {
 			t.Errorf("missing %s in %s", want, joined)
 		}
 	}
+}
+
+func histCount(t *testing.T, q *Queues, queue string) uint64 {
+	t.Helper()
+	m := &dto.Metric{}
+	if err := q.size.WithLabelValues(queue).(prometheus.Histogram).Write(m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }

@@ -213,13 +213,18 @@ func TestQueueMetricsAfterWorkload(t *testing.T) {
 		`mqstack_statements_denied_total{reason="missing_grant",source="proxy"}`:                   3,
 		`mqstack_statements_denied_total{reason="uncertain",source="proxy"}`:                       1,
 		`mqstack_queue_operation_duration_seconds_count{op="send",queue="wm_a"}`:                   6,
-		`mqstack_auth_attempts_total{outcome="ok",reason="ok",source="proxy"}`:                     3,
-		`mqstack_queue_operations_total{op="read",outcome="ok",queue="wm_c",source="proxy"}`:       1,
-		`mqstack_queue_operations_total{op="send",outcome="denied",queue="wm_a",source="proxy"}`:   -1, // absent
-		`mqstack_queue_messages_total{event="sent",queue="wm_b"}`:                                  -1,
-		`mqstack_queue_operations_total{op="create",outcome="ok",queue="wm_a",source="proxy"}`:     1,
-		`mqstack_queue_operations_total{op="send",outcome="error",queue="wm_a",source="proxy"}`:    -1,
-		`mqstack_queue_empty_receives_total{queue="wm_a"}`:                                         -1,
+		// Sizes of the six single sends whose message is a literal or a
+		// bound value ({"n":1} is 7 bytes); the ARRAY[...] batch is an
+		// expression, so its size is not known.
+		`mqstack_queue_message_size_bytes_count{queue="wm_a"}`:                                   6,
+		`mqstack_queue_message_size_bytes_sum{queue="wm_a"}`:                                     42,
+		`mqstack_auth_attempts_total{outcome="ok",reason="ok",source="proxy"}`:                   3,
+		`mqstack_queue_operations_total{op="read",outcome="ok",queue="wm_c",source="proxy"}`:     1,
+		`mqstack_queue_operations_total{op="send",outcome="denied",queue="wm_a",source="proxy"}`: -1, // absent
+		`mqstack_queue_messages_total{event="sent",queue="wm_b"}`:                                -1,
+		`mqstack_queue_operations_total{op="create",outcome="ok",queue="wm_a",source="proxy"}`:   1,
+		`mqstack_queue_operations_total{op="send",outcome="error",queue="wm_a",source="proxy"}`:  -1,
+		`mqstack_queue_empty_receives_total{queue="wm_a"}`:                                       -1,
 	}
 	for k, v := range want {
 		g, ok := got[k]
