@@ -505,3 +505,10 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Backend describes the cluster as the front ends' single backend: its
+// private socket, the default database, no TLS (the socket is local).
+func (c *Cluster) Backend() configs.BackendConfig {
+	return configs.BackendConfig{Name: "embedded", Host: c.SocketDir(), Port: c.Port(),
+		Database: c.opts.Database, SSLMode: "disable", Queues: []string{"*"}}
+}

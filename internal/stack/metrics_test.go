@@ -27,21 +27,14 @@ var testSecret = []byte("stack-test-secret-0123456789abcdef")
 func startStack(t *testing.T) *Stack {
 	t.Helper()
 	c := testenv.Cluster(t)
-	cfg := configs.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Proxy.Listen = "127.0.0.1:0"
-	cfg.REST.Listen = "127.0.0.1:0"
-	cfg.Metrics.Listen = "127.0.0.1:0"
-	cfg.Pool.Size = 2
-	cfg.Auth.HMACSecret = configs.Secret(testSecret)
+	cfg := testenv.FrontEndConfig(t.TempDir(), testSecret)
 	v, err := cfg.Validate()
 	if err != nil {
 		t.Fatal(err)
 	}
 	st, err := Start(Options{
-		Config: v,
-		Backends: []configs.BackendConfig{{Name: "embedded", Host: c.SocketDir(), Port: c.Port(),
-			Database: "postgres", SSLMode: "disable", Queues: []string{"*"}}},
+		Config:      v,
+		Backends:    []configs.BackendConfig{c.Backend()},
 		Auth:        cfg.Auth,
 		DefaultRole: "mq",
 	})

@@ -161,3 +161,17 @@ func installExtension(bins pgembed.Binaries) error {
 	})
 	return installOnce.err
 }
+
+// FrontEndConfig is the configuration tests start a stack with: every
+// listener on a free loopback port, a pool of two backends (so clients share
+// them), and secret as the token key.
+func FrontEndConfig(dataDir string, secret []byte) configs.Config {
+	cfg := configs.Default()
+	cfg.DataDir = dataDir
+	cfg.Proxy.Listen = "127.0.0.1:0"
+	cfg.REST.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg.Pool.Size = 2
+	cfg.Auth.HMACSecret = configs.Secret(secret)
+	return cfg
+}

@@ -22,13 +22,7 @@ var testSecret = []byte("clients-test-secret-0123456789abcdef")
 func startStack(t *testing.T, tweak func(*configs.Config)) *stack.Stack {
 	t.Helper()
 	c := testenv.Cluster(t)
-	cfg := configs.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Proxy.Listen = "127.0.0.1:0"
-	cfg.REST.Listen = "127.0.0.1:0"
-	cfg.Metrics.Listen = "127.0.0.1:0"
-	cfg.Pool.Size = 2
-	cfg.Auth.HMACSecret = configs.Secret(testSecret)
+	cfg := testenv.FrontEndConfig(t.TempDir(), testSecret)
 	if tweak != nil {
 		tweak(&cfg)
 	}
@@ -37,9 +31,8 @@ func startStack(t *testing.T, tweak func(*configs.Config)) *stack.Stack {
 		t.Fatal(err)
 	}
 	st, err := stack.Start(stack.Options{
-		Config: v,
-		Backends: []configs.BackendConfig{{Name: "embedded", Host: c.SocketDir(), Port: c.Port(),
-			Database: "postgres", SSLMode: "disable", Queues: []string{"*"}}},
+		Config:      v,
+		Backends:    []configs.BackendConfig{c.Backend()},
 		Auth:        cfg.Auth,
 		DevTLSDir:   cfg.DataDir,
 		DefaultRole: "mq",

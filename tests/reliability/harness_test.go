@@ -81,11 +81,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		e.pg().Stop(ctx)
 		os.RemoveAll(dir)
 	})
-	cfg := configs.Default()
-	cfg.DataDir = dir
-	cfg.Proxy.Listen = "127.0.0.1:0"
-	cfg.REST.Listen = "127.0.0.1:0"
-	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg := testenv.FrontEndConfig(dir, testSecret)
 	cfg.Pool.Size = or(o.PoolSize, 8)
 	cfg.Pool.CheckoutTimeout = or(o.CheckoutTimeout, 2*time.Second)
 	cfg.Proxy.ClientLoginTimeout = or(o.LoginTimeout, 5*time.Second)
@@ -97,12 +93,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	e.cfg = v
-	acfg := v.Auth
-	acfg.HMACSecret = configs.Secret(testSecret)
 	st, err := stack.Start(stack.Options{
 		Config:      v,
-		Backends:    []configs.BackendConfig{{Name: "embedded", Host: c.SocketDir(), Port: c.Port(), Database: "postgres", SSLMode: "disable", Queues: []string{"*"}}},
-		Auth:        acfg,
+		Backends:    []configs.BackendConfig{c.Backend()},
+		Auth:        v.Auth,
 		DefaultRole: "mq",
 		Logger:      e.log,
 	})
