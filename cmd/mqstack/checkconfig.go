@@ -16,11 +16,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	v, err := cfg.Validate()
+	v, err := loadConfig(*path, "")
 	if err != nil {
 		return err
 	}

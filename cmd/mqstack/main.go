@@ -106,10 +106,18 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// loadConfig reads --config (or MQSTACK_CONFIG) and the environment.
-func loadConfig(path string) (configs.Config, error) {
+// loadConfig reads --config (or MQSTACK_CONFIG) and the environment,
+// applies a --data-dir flag when given, and validates the result.
+func loadConfig(path, dataDir string) (*configs.Validated, error) {
 	if path == "" {
 		path = os.Getenv("MQSTACK_CONFIG")
 	}
-	return configs.Load(path, os.Environ())
+	cfg, err := configs.Load(path, os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	if dataDir != "" {
+		cfg.DataDir = dataDir
+	}
+	return cfg.Validate()
 }

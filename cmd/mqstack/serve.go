@@ -27,16 +27,11 @@ func metricsURL(st *stack.Stack) string {
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	path := fs.String("config", "", "config file (default $MQSTACK_CONFIG)")
+	pprofAddr := pprofFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	load := func() (*configs.Validated, error) {
-		cfg, err := loadConfig(*path)
-		if err != nil {
-			return nil, err
-		}
-		return cfg.Validate()
-	}
+	load := func() (*configs.Validated, error) { return loadConfig(*path, "") }
 	v, err := load()
 	if err != nil {
 		return err
@@ -52,6 +47,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer log.Sync()
+	stopPprof, err := startPprof(*pprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	defaultRole := v.Auth.DefaultRole
 	if defaultRole == "" {
 		defaultRole = v.Postgres.DefaultRole

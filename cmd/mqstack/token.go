@@ -47,14 +47,7 @@ func cmdToken(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
-	}
-	v, err := cfg.Validate()
+	v, err := loadConfig(*path, *dataDir)
 	if err != nil {
 		return err
 	}

@@ -20,17 +20,12 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("up", stderr)
 	path := fs.String("config", "", "config file (default $MQSTACK_CONFIG)")
 	dataDir := fs.String("data-dir", "", "data directory (default ./.mqstack, or data_dir from the config)")
+	pprofAddr := pprofFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
-	if err != nil {
-		return err
-	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
-	}
-	v, err := cfg.Validate()
+	load := func() (*configs.Validated, error) { return loadConfig(*path, *dataDir) }
+	v, err := load()
 	if err != nil {
 		return err
 	}
@@ -39,6 +34,11 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync()
+	stopPprof, err := startPprof(*pprofAddr, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 
 	bins, err := pgembed.FindBinaries(v.Postgres.BinDir)
 	if err != nil {
@@ -110,16 +110,6 @@ Press Ctrl-C to stop.
 		token, host, port, cluster.DefaultRole(), cluster.Database(), st.RESTAddr(), token, metricsURL(st),
 		cluster.ConnString(cluster.DefaultRole(), cluster.Database()))
 
-	load := func() (*configs.Validated, error) {
-		cfg, err := loadConfig(*path)
-		if err != nil {
-			return nil, err
-		}
-		if *dataDir != "" {
-			cfg.DataDir = *dataDir
-		}
-		return cfg.Validate()
-	}
 	runErr := runUntilDone(ctx, st, load, v, log, cluster.Done())
 	select {
 	case <-cluster.Done():
