@@ -69,6 +69,24 @@ test-extension: install-extension
 bench-extension:
 	PG_CONFIG=$(PG_CONFIG) GO=$(GO) ./extension/pgmq/bench/run.sh
 
+.PHONY: bench bench-micro
+
+# BENCH_FLAGS go to bench/cmd/mqbench, e.g. BENCH_FLAGS="-cell 3s -rounds 5" or "-only send,storm".
+BENCH_FLAGS ?=
+
+## bench: direct Postgres vs PgBouncer vs mqstack, interleaved (about 8 minutes); writes bench/results/latest.csv
+bench:
+	@./scripts/deps.sh pgbouncer
+	@$(MAKE) --no-print-directory build
+	$(GO) build -o bin/mqbench ./bench/cmd/mqbench
+	./bin/mqbench -mqstack $(BIN) $(BENCH_FLAGS)
+
+## bench-micro: the per-message micro-benchmarks (relay, Bind rewriting, token cache, statement cache)
+bench-micro:
+	$(GO) test -run '^$$' -bench 'RelayDataRow|BindRewrite|StmtCache' -benchmem ./proxy ./internal/backend
+	$(GO) test -run '^$$' -bench 'VerifyWarmCache$$' -benchmem ./auth
+	$(GO) test -run '^$$' -bench 'Classify' -benchmem ./router
+
 .PHONY: fuzz fuzz-run soak
 
 # Every fuzz target as package:Target; `go test -fuzz` takes one per run.

@@ -45,16 +45,42 @@ func (r *Router) Classify(sql string) *Statement {
 		r.hits.Add(1)
 		return st
 	}
+	if len(sql) > maxCachedQueryLen {
+		r.misses.Add(1)
+		return Classify(sql)
+	}
+	// Statements that differ only in numeric literals share an entry, under
+	// their shape (see shapeKey): inlined values would otherwise make every
+	// simple-protocol statement a parse.
+	key, shaped := shapeKey(sql)
+	if shaped {
+		r.mu.RLock()
+		st, ok = r.young[key]
+		if !ok && r.old != nil {
+			st, ok = r.old[key]
+		}
+		r.mu.RUnlock()
+		if ok {
+			r.hits.Add(1)
+			return st
+		}
+	} else {
+		key = sql
+	}
 	r.misses.Add(1)
 	st = Classify(sql)
-	if len(sql) <= maxCachedQueryLen {
-		r.mu.Lock()
-		if len(r.young) >= r.size {
-			r.old, r.young = r.young, make(map[string]*Statement, r.size)
-		}
-		r.young[sql] = st
-		r.mu.Unlock()
+	if shaped && st.ParseError != "" {
+		// A number can make a statement unparsable (float(0)); such a
+		// result is never shared. (The reverse, float(0) served the
+		// classification of float(5), is harmless: the server refuses it.)
+		return st
 	}
+	r.mu.Lock()
+	if len(r.young) >= r.size {
+		r.old, r.young = r.young, make(map[string]*Statement, r.size)
+	}
+	r.young[key] = st
+	r.mu.Unlock()
 	return st
 }
 

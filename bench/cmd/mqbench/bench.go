@@ -1,0 +1,407 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+type bench struct {
+	o     options
+	env   *env
+	res   *results
+	pools pools
+}
+
+func (b *bench) maxClients() int {
+	n := 0
+	for _, c := range b.o.clients {
+		n = max(n, c)
+	}
+	return n
+}
+
+// sqlRow is one (target, mode) a SQL workload runs against.
+type sqlRow struct {
+	target, label string
+	mode          pgx.QueryExecMode
+}
+
+// The rows of each SQL workload. PgBouncer 1.18 cannot keep named prepared
+// statements in transaction mode, so its rows use the unnamed statement.
+var sqlRows = []sqlRow{
+	{"direct", "prepared", pgx.QueryExecModeCacheStatement},
+	{"direct", "unnamed", pgx.QueryExecModeExec},
+	{"pgbouncer", "unnamed", pgx.QueryExecModeExec},
+	{"mqstack", "unnamed", pgx.QueryExecModeExec},
+	{"mqstack", "prepared", pgx.QueryExecModeCacheStatement},
+}
+
+var pgbenchRows = []struct{ target, mode string }{
+	{"direct", "simple"}, {"direct", "prepared"}, {"pgbouncer", "simple"}, {"mqstack", "simple"}, {"mqstack", "prepared"},
+}
+
+var stormRows = []struct{ target, mode string }{
+	{"direct", "scram"}, {"pgbouncer", "md5"}, {"mqstack", "jwt"},
+}
+
+func (b *bench) setup(ctx context.Context) error {
+	pl, err := b.pools.get(ctx, b.env, "direct", b.maxClients())
+	if err != nil {
+		return err
+	}
+	for _, q := range []string{qSend, qReadDel, qBatch, qRestSend, qRestRD} {
+		if _, err := pl.Exec(ctx, "SELECT pgmq.create($1)", q); err != nil {
+			return fmt.Errorf("create queue %s: %w", q, err)
+		}
+	}
+	if b.o.want("pgbench") {
+		cmd := exec.CommandContext(ctx, "pgbench", "-i", "-q", "-s", "10", "-h", "127.0.0.1", "-p", strconv.Itoa(b.env.pgPort), "-U", "mq", "postgres")
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+benchPassword, "PGSSLMODE=disable")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("pgbench -i: %v: %s", err, out)
+		}
+	}
+	// Warm every target's pool and caches before the first measured round.
+	for _, r := range sqlRows {
+		if _, err := b.runSQLShort(ctx, r, min(64, b.maxClients()), opSend); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) runSQLShort(ctx context.Context, r sqlRow, n int, op opFunc) (sample, error) {
+	saved := b.o.cell
+	b.o.cell = 300 * time.Millisecond
+	defer func() { b.o.cell = saved }()
+	return b.runSQL(ctx, r.target, r.mode, n, op)
+}
+
+func (b *bench) runAll(ctx context.Context) error {
+	defer b.pools.close()
+	if b.o.want("memory") && b.o.idleConns > 0 {
+		// First, on a fresh process: RSS freed by earlier workloads would
+		// otherwise be reused by the idle connections and hide their cost.
+		if err := b.memory(ctx); err != nil {
+			return err
+		}
+	}
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	workloads := []struct {
+		name, flag string
+		op         opFunc
+	}{
+		{"send 1KB", "send", opSend},
+		{"read+delete", "readdel", opReadDelete},
+		{"batch 100x22B", "batch", opBatch},
+	}
+	for round := 1; round <= b.o.rounds; round++ {
+		t0 := time.Now()
+		pl, _ := b.pools.get(ctx, b.env, "direct", b.maxClients())
+		for _, q := range []string{qSend, qBatch, qRestSend} {
+			if _, err := pl.Exec(ctx, "SELECT pgmq.purge_queue($1)", q); err != nil {
+				return err
+			}
+		}
+		for _, w := range workloads {
+			if !b.o.want(w.flag) {
+				continue
+			}
+			for _, n := range b.o.clients {
+				for _, r := range sqlRows {
+					if w.flag == "readdel" {
+						if err := b.topUp(ctx, qReadDel, 40000); err != nil {
+							return err
+						}
+					}
+					s, err := b.runSQL(ctx, r.target, r.mode, n, w.op)
+					if err != nil {
+						return err
+					}
+					b.res.add(key{w.name, n, r.target, r.label}, s)
+				}
+			}
+		}
+		if b.o.want("pgbench") {
+			for _, n := range b.o.clients {
+				for _, r := range pgbenchRows {
+					s, err := b.pgbench(ctx, r.target, r.mode, n)
+					if err != nil {
+						return err
+					}
+					b.res.add(key{"pgbench -S", n, r.target, r.mode}, s)
+				}
+			}
+		}
+		if b.o.want("storm") {
+			for _, n := range b.o.clients {
+				if n > 64 {
+					continue // 256 concurrent logins measure fork(), not the proxy
+				}
+				for _, r := range stormRows {
+					s, err := b.runStorm(ctx, r.target, n)
+					if err != nil {
+						return err
+					}
+					b.res.add(key{"connect+auth+query", n, r.target, r.mode}, s)
+				}
+			}
+		}
+		if b.o.want("rest") {
+			for _, n := range b.o.clients {
+				if n > 64 {
+					continue
+				}
+				s, err := b.rest(ctx, "send", n)
+				if err != nil {
+					return err
+				}
+				b.res.add(key{"send 1KB", n, "rest", "http"}, s)
+				if err := b.topUp(ctx, qRestRD, 40000); err != nil {
+					return err
+				}
+				if s, err = b.rest(ctx, "read+delete", n); err != nil {
+					return err
+				}
+				b.res.add(key{"read+delete", n, "rest", "http"}, s)
+			}
+		}
+		fmt.Printf("round %d/%d done in %s\n", round, b.o.rounds, time.Since(t0).Round(time.Second))
+	}
+	return nil
+}
+
+var (
+	tpsRe = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+)
+
+// pgbench runs `pgbench -S` against target and reads tps and, from a
+// sampled transaction log, latency percentiles.
+func (b *bench) pgbench(ctx context.Context, target, mode string, n int) (sample, error) {
+	logDir, err := os.MkdirTemp(b.env.dir, "pgbench-")
+	if err != nil {
+		return sample{}, err
+	}
+	defer os.RemoveAll(logDir)
+	// pgbench's -T clock starts before its clients have logged in (256
+	// scram logins take seconds here); its tps excludes that time.
+	secs := max(1, int(b.o.cell.Round(time.Second)/time.Second)) + n/96
+	args := []string{"-S", "-n", "-T", strconv.Itoa(secs), "-c", strconv.Itoa(n), "-j", "2", "-M", mode,
+		"-l", "--sampling-rate", "0.05", "--log-prefix", filepath.Join(logDir, "log"),
+		"-h", "127.0.0.1", "-p", strconv.Itoa(b.env.port(target)), "-U", "mq", "postgres"}
+	cmd := exec.CommandContext(ctx, "pgbench", args...)
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+b.env.password(target), "PGSSLMODE=disable")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return sample{}, fmt.Errorf("pgbench against %s: %v: %s", target, err, out)
+	}
+	m := tpsRe.FindSubmatch(out)
+	if m == nil {
+		return sample{}, fmt.Errorf("pgbench against %s: no tps in output: %s", target, out)
+	}
+	var s sample
+	s.ops, _ = strconv.ParseFloat(string(m[1]), 64)
+	var lat []time.Duration
+	files, _ := filepath.Glob(filepath.Join(logDir, "log*"))
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fs := strings.Fields(sc.Text())
+			if len(fs) >= 3 {
+				if us, err := strconv.ParseInt(fs[2], 10, 64); err == nil {
+					lat = append(lat, time.Duration(us)*time.Microsecond)
+				}
+			}
+		}
+		fh.Close()
+	}
+	ls := summarize(lat, time.Second, 0)
+	s.p50, s.p99 = ls.p50, ls.p99
+	return s, nil
+}
+
+// rest measures op over HTTP keep-alive with n clients.
+func (b *bench) rest(ctx context.Context, op string, n int) (sample, error) {
+	tr := &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n, MaxConnsPerHost: n, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	sendBody := []byte(`{"queue_name":"` + qRestSend + `","msg":` + payload1K + `}`)
+	readBody := []byte(`{"queue_name":"` + qRestRD + `","vt":30,"qty":1}`)
+	call := func(ctx context.Context, fn string, body []byte) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, "POST", b.env.restURL+"/pgmq/v1/"+fn, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+b.env.token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		out, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("rest %s: %s: %s", fn, resp.Status, out)
+		}
+		return out, nil
+	}
+	// Open the keep-alive connections before the clock starts.
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); call(ctx, "list_queues", []byte(`{}`)) }()
+	}
+	wg.Wait()
+	return loop(ctx, n, b.o.cell, func(ctx context.Context, w int) error {
+		if op == "send" {
+			_, err := call(ctx, "send", sendBody)
+			return err
+		}
+		out, err := call(ctx, "read", readBody)
+		if err != nil {
+			return err
+		}
+		var msgs []struct {
+			MsgID int64 `json:"msg_id"`
+		}
+		if err := json.Unmarshal(out, &msgs); err != nil {
+			return fmt.Errorf("rest read: %w: %s", err, out)
+		}
+		if len(msgs) == 0 {
+			return errEmpty
+		}
+		_, err = call(ctx, "delete", []byte(fmt.Sprintf(`{"queue_name":"%s","msg_id":%d}`, qRestRD, msgs[0].MsgID)))
+		return err
+	}), nil
+}
+
+// memory opens b.o.idleConns authenticated idle clients to mqstack, then
+// to PgBouncer, and reports the RSS each process grew by, per connection.
+func (b *bench) memory(ctx context.Context) error {
+	for _, t := range []struct {
+		target string
+		pid    int
+	}{{"mqstack", b.env.mq.Process.Pid}, {"pgbouncer", b.env.pgb.Process.Pid}} {
+		// One login first, so pools and caches exist before the baseline.
+		c, err := pgconn.Connect(ctx, b.env.dsn(t.target))
+		if err != nil {
+			return fmt.Errorf("memory: %s: %w", t.target, err)
+		}
+		c.Close(ctx)
+		time.Sleep(200 * time.Millisecond)
+		before, err := rss(t.pid)
+		if err != nil {
+			return err
+		}
+		cfg, err := pgconn.ParseConfig(b.env.dsn(t.target))
+		if err != nil {
+			return err
+		}
+		conns := make([]*pgconn.PgConn, b.o.idleConns)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var firstErr error
+		next := make(chan int)
+		t0 := time.Now()
+		for w := 0; w < 32; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					c, err := pgconn.ConnectConfig(ctx, cfg)
+					if err != nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+						continue
+					}
+					conns[i] = c
+				}
+			}()
+		}
+		for i := range conns {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		el := time.Since(t0)
+		time.Sleep(time.Second)
+		after, err := rss(t.pid)
+		if t.target == "mqstack" && b.o.pprofAddr != "" {
+			saveProfile(b.o.pprofAddr, "heap", filepath.Join(os.TempDir(), "mqbench-idle-heap.pprof"))
+			if resp, err := http.Get(b.env.metricsURL + "/metrics"); err == nil {
+				sc := bufio.NewScanner(resp.Body)
+				for sc.Scan() {
+					if l := sc.Text(); strings.HasPrefix(l, "go_memstats_") && !strings.Contains(l, "total") || strings.HasPrefix(l, "go_goroutines") {
+						fmt.Println("  ", l)
+					}
+				}
+				resp.Body.Close()
+			}
+		}
+		open := 0
+		for _, c := range conns {
+			if c != nil {
+				open++
+				c.Close(ctx)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if firstErr != nil {
+			return fmt.Errorf("memory: %d of %d logins to %s failed: %w", b.o.idleConns-open, b.o.idleConns, t.target, firstErr)
+		}
+		per := float64(after-before) / float64(open)
+		fmt.Printf("memory: %s: %d idle clients in %s, RSS %.1f MiB -> %.1f MiB, %.1f KiB per client\n",
+			t.target, open, el.Round(time.Millisecond), float64(before)/(1<<20), float64(after)/(1<<20), per/1024)
+		b.res.memory = append(b.res.memory, memRow{target: t.target, conns: open, before: before, after: after})
+		time.Sleep(500 * time.Millisecond)
+	}
+	return nil
+}
+
+// saveProfile fetches a pprof profile of mqstack (run with -pprof) into path.
+func saveProfile(addr, name, path string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/" + name)
+	if err != nil {
+		fmt.Println("profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Println("profile:", err)
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
+	fmt.Println("profile: wrote", path)
+}
