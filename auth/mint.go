@@ -98,14 +98,12 @@ func DevSecretPath(dataDir string) string { return filepath.Join(dataDir, DevSec
 // ReadDevSecret reads the development secret of dataDir. When there is none
 // the error wraps fs.ErrNotExist.
 func ReadDevSecret(dataDir string) ([]byte, error) {
-	secret, err := ConfiguredSecret(configs.AuthConfig{HMACSecretFile: DevSecretPath(dataDir)})
-	if err != nil {
-		if _, serr := os.Stat(DevSecretPath(dataDir)); errors.Is(serr, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no development secret %s: %w", DevSecretPath(dataDir), fs.ErrNotExist)
-		}
-		return nil, err
+	// Stat first: the secret is created with a link, so once it exists it
+	// is whole; checking after a failed read would race with its creation.
+	if _, err := os.Stat(DevSecretPath(dataDir)); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no development secret %s: %w", DevSecretPath(dataDir), fs.ErrNotExist)
 	}
-	return secret, nil
+	return ConfiguredSecret(configs.AuthConfig{HMACSecretFile: DevSecretPath(dataDir)})
 }
 
 // EnsureDevSecret returns the development secret of dataDir, creating it
