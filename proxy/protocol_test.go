@@ -326,3 +326,47 @@ func TestStartupParameterReplay(t *testing.T) {
 		t.Fatalf("ParameterStatus application_name %q", got)
 	}
 }
+
+// A simple Query inside an unsynced extended sequence (after a Parse that
+// fails) is refused with 08P01, and the backend is free again at once: a
+// client of a one-backend pool is served right after.
+func TestQueryInsideExtendedSequence(t *testing.T) {
+	h := newHarness(t, func(_ *configs.ProxyConfig, p *configs.PoolConfig) {
+		p.Size = 1
+		p.CheckoutTimeout = 3 * time.Second
+	})
+	fe, closeConn := h.rawConn(t)
+	defer closeConn()
+	fe.Send(&pgproto3.Parse{Query: "SELEC nonsense"})
+	fe.Send(&pgproto3.Query{String: "SELECT 1"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var fatal *pgproto3.ErrorResponse
+	for fatal == nil {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.ErrorResponse:
+			if m.Severity == "FATAL" {
+				fatal = m
+			}
+		case *pgproto3.ReadyForQuery:
+			t.Fatal("the Query was answered; it must be refused")
+		}
+	}
+	if fatal.Code != "08P01" || !strings.Contains(fatal.Message, "Sync") {
+		t.Fatalf("got %s %s", fatal.Code, fatal.Message)
+	}
+	closeConn()
+	start := time.Now()
+	var n int
+	if err := h.connect(t).QueryRow(ctxT(t, 10*time.Second), "SELECT 7").Scan(&n); err != nil || n != 7 {
+		t.Fatalf("next client: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the backend was held %s after the refused session", d)
+	}
+}

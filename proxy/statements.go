@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/jackc/pgerrcode"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -126,6 +127,16 @@ func (s *session) handleParse(m *pgproto3.Parse) error {
 }
 
 func (s *session) handleQuery(m *pgproto3.Query) error {
+	// A simple Query inside an extended-protocol sequence not yet ended by
+	// Sync is skipped by Postgres when an earlier message of the sequence
+	// failed, and then gets no ReadyForQuery: the proxy could not know when
+	// the backend is free again. No driver sends it; refuse it.
+	s.mu.Lock()
+	open := s.open
+	s.mu.Unlock()
+	if open {
+		return fatalf(pgerrcode.ProtocolViolation, "simple Query inside an extended-protocol sequence: send Sync first")
+	}
 	cls := s.srv.router.Classify(m.String)
 	var filter bool
 	if s.id.Grants.Limited() {
