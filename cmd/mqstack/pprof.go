@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -39,4 +40,18 @@ func startPprof(addr string, log *zap.Logger) (stop func(), err error) {
 	go srv.Serve(ln)
 	log.Info("pprof serving", zap.String("addr", ln.Addr().String()))
 	return func() { srv.Close() }, nil
+}
+
+// startProcess sets up what a serving command runs with: the logger and,
+// when asked, the profiler. stop flushes and closes them.
+func startProcess(v *configs.Validated, stderr io.Writer, pprofAddr string) (*zap.Logger, func(), error) {
+	log, err := newLogger(v.Log, stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	stopPprof, err := startPprof(pprofAddr, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, func() { stopPprof(); log.Sync() }, nil
 }

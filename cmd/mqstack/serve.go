@@ -42,16 +42,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !v.Auth.HasKey() {
 		return &configs.Error{Msg: "serve needs a token key: set auth.hmac_secret(_file), auth.public_key_files or auth.jwks_file"}
 	}
-	log, err := newLogger(v.Log, stderr)
+	log, stop, err := startProcess(v, stderr, *pprofAddr)
 	if err != nil {
 		return err
 	}
-	defer log.Sync()
-	stopPprof, err := startPprof(*pprofAddr, log)
-	if err != nil {
-		return err
-	}
-	defer stopPprof()
+	defer stop()
 	defaultRole := v.Auth.DefaultRole
 	if defaultRole == "" {
 		defaultRole = v.Postgres.DefaultRole

@@ -29,16 +29,11 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(v.Log, stderr)
+	log, stop, err := startProcess(v, stderr, *pprofAddr)
 	if err != nil {
 		return err
 	}
-	defer log.Sync()
-	stopPprof, err := startPprof(*pprofAddr, log)
-	if err != nil {
-		return err
-	}
-	defer stopPprof()
+	defer stop()
 
 	bins, err := pgembed.FindBinaries(v.Postgres.BinDir)
 	if err != nil {
