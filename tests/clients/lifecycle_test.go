@@ -2,6 +2,7 @@ package clients
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,21 +126,31 @@ func restCall(t *testing.T, addr, tok, fn string, body any) (int, []byte) {
 	return resp.StatusCode, out
 }
 
+// queueOverProxy connects through the proxy and creates queue; both are
+// cleaned up when the test ends.
+func queueOverProxy(t *testing.T, addr, tok, queue string) (*pgx.Conn, context.Context) {
+	t.Helper()
+	conn, err := proxyConnect(t, addr, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t, 60*time.Second)
+	if _, err := conn.Exec(ctx, "SELECT pgmq.create($1)", queue); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "SELECT pgmq.drop_queue($1)", queue)
+		conn.Close(context.Background())
+	})
+	return conn, ctx
+}
+
 // REST and SQL see the same queues: a message sent over REST is read over
 // the proxy, and one sent over the proxy is read and deleted over REST.
 func TestRESTAndProxySeeTheSameQueues(t *testing.T) {
 	st := startStack(t, nil)
 	tok := token(t, auth.MintOptions{})
-	conn, err := proxyConnect(t, st.ProxyAddr(), tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctxFor(t, time.Second))
-	ctx := ctxFor(t, 30*time.Second)
-	if _, err := conn.Exec(ctx, "SELECT pgmq.create('both_ways')"); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Exec(ctx, "SELECT pgmq.drop_queue('both_ways')")
+	conn, ctx := queueOverProxy(t, st.ProxyAddr(), tok, "both_ways")
 
 	code, body := restCall(t, st.RESTAddr(), tok, "send", map[string]any{"queue_name": "both_ways", "msg": map[string]any{"via": "rest"}})
 	if code != 200 || string(body) != "[1]" {
@@ -175,16 +186,7 @@ func TestRESTAndProxySeeTheSameQueues(t *testing.T) {
 func TestLongPollWokenByProxySend(t *testing.T) {
 	st := startStack(t, nil)
 	tok := token(t, auth.MintOptions{})
-	conn, err := proxyConnect(t, st.ProxyAddr(), tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctxFor(t, time.Second))
-	ctx := ctxFor(t, 60*time.Second)
-	if _, err := conn.Exec(ctx, "SELECT pgmq.create('woken')"); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Exec(ctx, "SELECT pgmq.drop_queue('woken')")
+	conn, ctx := queueOverProxy(t, st.ProxyAddr(), tok, "woken")
 	for _, mode := range []string{"autocommit", "transaction"} {
 		type result struct {
 			code int
