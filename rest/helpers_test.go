@@ -252,5 +252,10 @@ func dropQueues(t testing.TB, c *pgembed.Cluster, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		sqlExec(t, c, `SELECT pgmq.drop_queue(queue_name) FROM pgmq.meta WHERE queue_name = $1`, n)
+		// convert_archive_partitioned leaves the old archive and its
+		// partman row behind on purpose (pgmq does); a rerun needs them gone.
+		old := "a_" + strings.ToLower(n)
+		sqlExec(t, c, "DROP TABLE IF EXISTS "+pgx.Identifier{"pgmq", old + "_old"}.Sanitize())
+		sqlExec(t, c, `DELETE FROM partman.part_config WHERE parent_table = $1`, "pgmq."+old)
 	}
 }
