@@ -24,7 +24,16 @@ func TestDepthCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close) // runs after the drops below (cleanups run last-in first-out)
+	drop := func() {
+		for _, q := range []string{"depth_a", "Depth_B", "depth_c"} {
+			if _, err := pool.Exec(context.Background(), "SELECT pgmq.drop_queue(queue_name) FROM pgmq.meta WHERE queue_name = $1", q); err != nil {
+				t.Errorf("drop %s: %v", q, err)
+			}
+		}
+	}
+	drop()
+	t.Cleanup(drop)
 	setup := []string{
 		"SELECT pgmq.create('depth_a')",
 		"SELECT pgmq.create('Depth_B')",
@@ -40,11 +49,6 @@ func TestDepthCollector(t *testing.T) {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
-	t.Cleanup(func() {
-		for _, q := range []string{"depth_a", "Depth_B", "depth_c"} {
-			pool.Exec(context.Background(), "SELECT pgmq.drop_queue($1)", q)
-		}
-	})
 
 	d := NewDepthCollector(pool, zap.NewNop(), 2, 5*time.Second, time.Hour)
 	reg := prometheus.NewPedanticRegistry()
