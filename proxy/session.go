@@ -118,7 +118,11 @@ type session struct {
 	obsLen     atomic.Int32 // len(obs), read by the reader without s.mu
 	execSeq    int          // Executes sent in the open cycle
 
-	wmu sync.Mutex // client writes
+	wmu sync.Mutex // client writes, and changes of nc and client
+	// raw is the accepted connection; nc may become a TLS connection over
+	// it. Deadlines and Close act on raw, so other goroutines never read
+	// nc while the session goroutine replaces it.
+	raw net.Conn
 	// bw is held while the client goroutine flushes to the backend; the
 	// reader takes it before releasing the connection, so a flush that
 	// delivered its last byte has also finished with the buffer.
@@ -132,6 +136,7 @@ func newSession(srv *Server, nc net.Conn) *session {
 		srv:   srv,
 		log:   srv.log.WithLazy(zap.String("client", nc.RemoteAddr().String())),
 		nc:    nc,
+		raw:   nc,
 		ctx:   ctx,
 		stop:  stop,
 		stmts: map[string]*stmt{},
@@ -202,9 +207,11 @@ func (s *session) fail(err error, reason string) string {
 			reason = closeShutdown
 		}
 	}
+	s.wmu.Lock()
 	if s.client == nil {
 		s.client = pgproto3.NewBackend(s.nc, s.nc)
 	}
+	s.wmu.Unlock()
 	s.writeClient(true, errorResponse(err, "FATAL", s.log))
 	s.log.Debug("client refused", zap.String("reason", reason), zap.Error(err))
 	return reason
@@ -238,7 +245,9 @@ func (s *session) negotiate() error {
 			if err := tc.HandshakeContext(s.ctx); err != nil {
 				return err
 			}
+			s.wmu.Lock()
 			s.nc, s.isTLS = tc, true
+			s.wmu.Unlock()
 		case kindGSSENC:
 			if _, err := s.nc.Write([]byte{'N'}); err != nil {
 				return err
@@ -247,7 +256,9 @@ func (s *session) negotiate() error {
 			s.srv.cancel(p.pid, p.secret)
 			return errCancelDone
 		case kindStartup:
+			s.wmu.Lock()
 			s.client = pgproto3.NewBackend(s.nc, s.nc)
+			s.wmu.Unlock()
 			s.client.SetMaxBodyLen(maxPasswordMessage)
 			cs, err := interpretStartup(p)
 			if err != nil {
@@ -256,7 +267,7 @@ func (s *session) negotiate() error {
 			s.start = cs
 			s.log = s.log.WithLazy(zap.String("user", cs.user), zap.String("database", cs.database))
 			if p.minor > 0 || len(cs.unknownOptions) > 0 {
-				s.client.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: cs.unknownOptions})
+				s.writeClient(false, &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: cs.unknownOptions})
 			}
 			if s.srv.isDraining() {
 				return fatalf(pgerrcode.CannotConnectNow, "the proxy is shutting down")
@@ -290,8 +301,7 @@ func (s *session) authenticate() error {
 			Message: "tokens are accepted from non-loopback addresses only over TLS",
 			Hint:    "connect with sslmode=require"}
 	}
-	s.client.Send(&pgproto3.AuthenticationCleartextPassword{})
-	if err := s.client.Flush(); err != nil {
+	if err := s.writeClient(true, &pgproto3.AuthenticationCleartextPassword{}); err != nil {
 		return err
 	}
 	if err := s.client.SetAuthType(pgproto3.AuthTypeCleartextPassword); err != nil {
@@ -400,15 +410,15 @@ func (s *session) login() error {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	s.client.Send(&pgproto3.AuthenticationOk{})
+	msgs := make([]pgproto3.BackendMessage, 0, len(names)+3)
+	msgs = append(msgs, &pgproto3.AuthenticationOk{})
 	for _, k := range names {
-		s.client.Send(&pgproto3.ParameterStatus{Name: k, Value: params[k]})
+		msgs = append(msgs, &pgproto3.ParameterStatus{Name: k, Value: params[k]})
 	}
 	var secret [4]byte
 	binary.BigEndian.PutUint32(secret[:], s.key.secret)
-	s.client.Send(&pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: secret[:]})
-	s.client.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'})
-	if err := s.client.Flush(); err != nil {
+	msgs = append(msgs, &pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: secret[:]}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	if err := s.writeClient(true, msgs...); err != nil {
 		return err
 	}
 	s.srv.authAttempt("ok")
@@ -500,6 +510,9 @@ func (s *session) applySettings(ctx context.Context, c *backend.Conn) error {
 func (s *session) writeClient(flush bool, msgs ...pgproto3.BackendMessage) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.client == nil {
+		return nil // before the startup packet: nothing can be said yet
+	}
 	for _, m := range msgs {
 		s.client.Send(m)
 	}
@@ -514,16 +527,16 @@ func (s *session) kill(reason string) {
 	s.killOnce.Do(func() {
 		s.log.Debug("closing client", zap.String("reason", reason))
 		s.stop()
-		s.nc.Close()
+		s.raw.Close()
 	})
 }
 
 // killWith sends err as FATAL, then closes the client connection.
 func (s *session) killWith(err error, reason string) {
-	if s.client != nil {
-		s.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		s.writeClient(true, errorResponse(err, "FATAL", s.log))
-	}
+	// The deadline first: it unblocks a write stuck on a client that does
+	// not read, which holds wmu.
+	s.raw.SetWriteDeadline(time.Now().Add(time.Second))
+	s.writeClient(true, errorResponse(err, "FATAL", s.log))
 	s.kill(reason)
 }
 
