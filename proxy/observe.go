@@ -350,12 +350,7 @@ func (s *session) observe(e *obsEntry, part int, ok bool, ro *relayObs) {
 				}
 				o.Empty = metrics.IsReceive(c.Function) && ro.rows == 0
 			}
-			if o.Event == metrics.Sent && e.msgSize > 0 && o.Messages > 0 {
-				o.MessageSize = e.msgSize
-				if c.Function == "send_batch" || c.Function == "send_batch_topic" {
-					o.MessageSize = max(1, e.msgSize/o.Messages)
-				}
-			}
+			o.MessageArgBytes = e.msgSize // 0 unless a single send call
 			if s.srv.onSend != nil && o.Event == metrics.Sent && (len(p.Calls) > 1 || o.Messages > 0) {
 				if c.Scope == router.ScopeTopic {
 					q = ""

@@ -41,9 +41,9 @@ type Observation struct {
 	Messages int
 	// Empty is true for a receive (read, pop, ...) that returned no rows.
 	Empty bool
-	// MessageSize is the size in bytes of each message sent (the average
-	// for a batch); 0 when not known.
-	MessageSize int
+	// MessageArgBytes is the size in bytes of the call's message argument
+	// as sent (msg, or the whole msgs array of a batch); 0 when not known.
+	MessageArgBytes int
 }
 
 // Queues holds the per-queue collectors.
@@ -104,10 +104,16 @@ func (q *Queues) Observe(o Observation) {
 	if o.Empty {
 		q.empty.WithLabelValues(l).Inc()
 	}
-	if o.MessageSize > 0 && o.Event == Sent && o.Messages > 0 {
+	if o.MessageArgBytes > 0 && o.Event == Sent && o.Messages > 0 {
+		// One observation per message: a batch's array is shared out
+		// evenly; a topic send's one message went to each queue whole.
+		size := o.MessageArgBytes
+		if o.Op == "send_batch" || o.Op == "send_batch_topic" {
+			size = max(1, size/o.Messages)
+		}
 		h := q.size.WithLabelValues(l)
 		for i := 0; i < o.Messages; i++ {
-			h.Observe(float64(o.MessageSize))
+			h.Observe(float64(size))
 		}
 	}
 }

@@ -33,7 +33,7 @@ func TestCapper(t *testing.T) {
 func TestQueuesObserve(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	q := NewQueues(reg, 1)
-	q.Observe(Observation{Queue: "orders", Op: "send_batch", Source: "proxy", Outcome: OK, Duration: 2 * time.Millisecond, Event: Sent, Messages: 5, MessageSize: 30})
+	q.Observe(Observation{Queue: "orders", Op: "send_batch", Source: "proxy", Outcome: OK, Duration: 2 * time.Millisecond, Event: Sent, Messages: 5, MessageArgBytes: 150})
 	q.Observe(Observation{Queue: "orders", Op: "read", Source: "rest", Outcome: OK, Event: Received, Empty: true})
 	q.Observe(Observation{Queue: "other", Op: "send", Source: "proxy", Outcome: Denied})
 	if v := testutil.ToFloat64(q.messages.WithLabelValues("orders", "sent")); v != 5 {

@@ -326,12 +326,7 @@ func (r restRecorder) ObserveCall(o rest.Observation) {
 		obs.Event = metrics.EventFor(o.Function)
 		obs.Messages = o.Rows
 		obs.Empty = metrics.IsReceive(o.Function) && o.Rows == 0
-		if o.MessageSize > 0 && o.Rows > 0 {
-			obs.MessageSize = o.MessageSize
-			if o.Function == "send_batch" || o.Function == "send_batch_topic" {
-				obs.MessageSize = max(1, o.MessageSize/o.Rows)
-			}
-		}
+		obs.MessageArgBytes = o.MessageSize
 	case "denied", "unauthorized":
 		obs.Outcome = metrics.Denied
 	default:
