@@ -253,16 +253,9 @@ func killClientMidTransaction(t testing.TB, e *env, l *load) func(testing.TB) {
 func (e *env) noActiveQuery(t testing.TB, text string) {
 	t.Helper()
 	waitFor(t, 15*time.Second, "no backend running "+text, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, err := e.direct(ctx)
-		if err != nil {
-			return false
-		}
-		defer c.Close(context.Background())
 		var n int
-		c.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()", text).Scan(&n)
-		return n == 0
+		return e.scanDirect("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
+			[]any{text}, &n) && n == 0
 	})
 }
 
@@ -278,16 +271,9 @@ func slowConsumer(t testing.TB, e *env, l *load) func(testing.TB) {
 	}
 	// Wait until its backend is blocked writing, then watch the others.
 	waitFor(t, 10*time.Second, "the slow consumer's backend to block on the client", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		dc, err := e.direct(ctx)
-		if err != nil {
-			return false
-		}
-		defer dc.Close(context.Background())
 		var n int
-		dc.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%/* slow consumer */%' AND wait_event = 'ClientWrite' AND pid <> pg_backend_pid()").Scan(&n)
-		return n == 1
+		return e.scanDirect("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%/* slow consumer */%' AND wait_event = 'ClientWrite' AND pid <> pg_backend_pid()",
+			nil, &n) && n == 1
 	})
 	sends, reads := l.sendOps.Load(), l.readOps.Load()
 	time.Sleep(1500 * time.Millisecond)

@@ -183,6 +183,19 @@ func (e *env) exec(t testing.TB, sql string, args ...any) {
 	}
 }
 
+// scanDirect runs one single-row query on a fresh direct connection and
+// scans it into dest; false on any error (for polls that retry).
+func (e *env) scanDirect(sql string, args []any, dest ...any) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.direct(ctx)
+	if err != nil {
+		return false
+	}
+	defer c.Close(context.Background())
+	return c.QueryRow(ctx, sql, args...).Scan(dest...) == nil
+}
+
 // createQueue makes a queue through the proxy, as a client would.
 func (e *env) createQueue(t testing.TB, name string) {
 	t.Helper()
@@ -305,18 +318,8 @@ func (e *env) noIdleInTransaction(t testing.TB) {
 	t.Helper()
 	var last string
 	waitFor(t, 15*time.Second, "no backend idle in transaction", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, err := e.direct(ctx)
-		if err != nil {
-			return false
-		}
-		defer c.Close(context.Background())
 		var n int
-		if err := c.QueryRow(ctx, `SELECT count(*), coalesce(string_agg(pid || ': ' || left(query, 60), '; '), '')
-			FROM pg_stat_activity WHERE usename = 'mq' AND state LIKE 'idle in transaction%'`).Scan(&n, &last); err != nil {
-			return false
-		}
-		return n == 0
+		return e.scanDirect(`SELECT count(*), coalesce(string_agg(pid || ': ' || left(query, 60), '; '), '')
+			FROM pg_stat_activity WHERE usename = 'mq' AND state LIKE 'idle in transaction%'`, nil, &n, &last) && n == 0
 	})
 }
