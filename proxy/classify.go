@@ -7,9 +7,8 @@ import (
 // pinOf is the pin cause of a classified statement, "" when it creates no
 // session state. The router's parse decides wherever it is certain; the
 // lexical scan (scanSQL) only looks at statements the router leaves as
-// "other" or uncertain (DML, DDL, SET ROLE, LOAD, SELECT INTO TEMP, ...),
-// at set_config calls, where the scan sees a literal is_local, and at
-// temporary tables, where it sees ON COMMIT DROP.
+// "other" or uncertain without a pin cause of the router's (DML, DDL,
+// SET ROLE, LOAD, SELECT INTO TEMP, ...) and at text that does not parse.
 // Settings are judged by the proxy's own replay list: the router's tracked
 // settings include some (search_path) that the proxy does not follow.
 func pinOf(st *router.Statement, sql string) string {
@@ -26,8 +25,8 @@ func pinOf(st *router.Statement, sql string) string {
 			continue
 		}
 		switch {
-		case p.Pin == router.PinSessionSet, p.Pin == router.PinParseFailures, p.Pin == router.PinTempTable:
-			lexical = true // the scan knows literal is_local and ON COMMIT DROP
+		case p.Pin == router.PinParseFailures:
+			lexical = true
 		case p.Pin != "":
 			return string(p.Pin)
 		case p.Kind == router.KindOther || p.Uncertain != "":

@@ -77,13 +77,17 @@ func classifyStmt(n *pg_query.Node) Part {
 		return p
 	case *pg_query.Node_CreateStmt:
 		p := Part{Kind: KindOther, Uncertain: "CREATE TABLE"}
-		if rel := s.CreateStmt.Relation; rel != nil && rel.Relpersistence == "t" {
+		// A temporary table dropped at commit does not outlive the
+		// transaction, so it does not pin.
+		if rel := s.CreateStmt.Relation; rel != nil && rel.Relpersistence == "t" &&
+			s.CreateStmt.Oncommit != pg_query.OnCommitAction_ONCOMMIT_DROP {
 			p.Pin = PinTempTable
 		}
 		return p
 	case *pg_query.Node_CreateTableAsStmt:
 		p := Part{Kind: KindOther, Uncertain: "CREATE TABLE AS"}
-		if into := s.CreateTableAsStmt.Into; into != nil && into.Rel != nil && into.Rel.Relpersistence == "t" {
+		if into := s.CreateTableAsStmt.Into; into != nil && into.Rel != nil && into.Rel.Relpersistence == "t" &&
+			into.OnCommit != pg_query.OnCommitAction_ONCOMMIT_DROP {
 			p.Pin = PinTempTable
 		}
 		return p
@@ -213,7 +217,11 @@ func (sc *selectScan) funcCall(fc *pg_query.FuncCall) {
 		sc.uncertain("%s takes a session lock", name)
 		return
 	case "set_config":
-		sc.part.Pin = PinSessionSet
+		// set_config(name, value, true) lasts until the transaction ends;
+		// only a literal true is certain to.
+		if !literalTrue(fc.Args, 2) {
+			sc.part.Pin = PinSessionSet
+		}
 		sc.uncertain("set_config changes settings at run time")
 		return
 	}
@@ -222,6 +230,19 @@ func (sc *selectScan) funcCall(fc *pg_query.FuncCall) {
 		return
 	}
 	sc.otherFuncs++
+}
+
+// literalTrue reports whether argument i is the boolean literal true.
+func literalTrue(args []*pg_query.Node, i int) bool {
+	if i >= len(args) {
+		return false
+	}
+	n := args[i]
+	for tc := n.GetTypeCast(); tc != nil; tc = n.GetTypeCast() {
+		n = tc.Arg
+	}
+	c := n.GetAConst()
+	return c != nil && c.GetBoolval() != nil && c.GetBoolval().Boolval
 }
 
 func funcName(fc *pg_query.FuncCall) (schema, name string) {
