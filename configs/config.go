@@ -239,6 +239,12 @@ func setFromString(f reflect.Value, s string) error {
 			return fmt.Errorf("bad integer %q", s)
 		}
 		f.SetInt(n)
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("bad number %q", s)
+		}
+		f.SetFloat(x)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

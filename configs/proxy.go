@@ -33,6 +33,25 @@ type ProxyConfig struct {
 	// MaxMessageBytes caps one protocol message from a client or a backend.
 	// Default 64MiB.
 	MaxMessageBytes ByteSize `yaml:"max_message_bytes"`
+	// Databases lists the database names clients may ask for at startup.
+	// Default empty: only each backend's configured database (and the
+	// backend names themselves).
+	Databases []string `yaml:"databases"`
+	// IdleInTransactionTimeout closes a client that stays idle inside a
+	// transaction longer (FATAL 25P03; its backend is rolled back and
+	// returned to the pool). 0: never. Default 60s.
+	IdleInTransactionTimeout time.Duration `yaml:"idle_in_transaction_timeout"`
+	// LimitedStatementTimeout is the statement_timeout of grant-limited
+	// tokens' sessions; they may lower it, never raise or disable it.
+	// Keep it longer than the longest read_with_poll clients use.
+	// Default 5m.
+	LimitedStatementTimeout time.Duration `yaml:"limited_statement_timeout"`
+	// MaxPreparedStatements caps one client's named prepared statements.
+	// Default 1000.
+	MaxPreparedStatements int `yaml:"max_prepared_statements"`
+	// MaxPreparedBytes caps the query text of one client's named prepared
+	// statements, together. Default 16MiB.
+	MaxPreparedBytes ByteSize `yaml:"max_prepared_bytes"`
 }
 
 // PoolConfig configures the pools of backend connections, one pool per
@@ -63,6 +82,10 @@ type PoolConfig struct {
 	// keeps on each backend connection (least recently used are closed).
 	// Default 512.
 	StatementCacheSize int `yaml:"statement_cache_size"`
+	// MaxShare is the largest fraction of a pool one token (by jti, else
+	// sub) may hold at once; its further checkouts wait as for a full pool.
+	// At least one connection is always allowed. Default 0.5.
+	MaxShare float64 `yaml:"max_share"`
 }
 
 // BackendConfig names one Postgres server the proxy serves.
@@ -103,6 +126,12 @@ func defaultProxy() ProxyConfig {
 		MaxClients:         1000,
 		ShutdownTimeout:    30 * time.Second,
 		MaxMessageBytes:    64 * MiB,
+		Databases:          []string{},
+
+		IdleInTransactionTimeout: 60 * time.Second,
+		LimitedStatementTimeout:  5 * time.Minute,
+		MaxPreparedStatements:    1000,
+		MaxPreparedBytes:         16 * MiB,
 	}
 }
 
@@ -116,6 +145,7 @@ func defaultPool() PoolConfig {
 		MaxLifetime:        time.Hour,
 		HealthCheckPeriod:  30 * time.Second,
 		StatementCacheSize: 512,
+		MaxShare:           0.5,
 	}
 }
 
@@ -162,7 +192,27 @@ func validateProxy(c Config) []string {
 	if p.MaxMessageBytes < 64*KiB || p.MaxMessageBytes > GiB {
 		bad("proxy.max_message_bytes %s must be between 64kB and 1GB", p.MaxMessageBytes)
 	}
+	if p.IdleInTransactionTimeout < 0 {
+		bad("proxy.idle_in_transaction_timeout must not be negative (0 means never)")
+	}
+	if p.LimitedStatementTimeout < time.Second {
+		bad("proxy.limited_statement_timeout must be at least 1s")
+	}
+	if p.MaxPreparedStatements < 1 {
+		bad("proxy.max_prepared_statements must be at least 1")
+	}
+	if p.MaxPreparedBytes < KiB {
+		bad("proxy.max_prepared_bytes must be at least 1kB")
+	}
+	for _, d := range p.Databases {
+		if d == "" || len(d) > 63 {
+			bad("proxy.databases: %q is not a database name", d)
+		}
+	}
 	pl := c.Pool
+	if !(pl.MaxShare > 0 && pl.MaxShare <= 1) {
+		bad("pool.max_share %v must be above 0 and at most 1", pl.MaxShare)
+	}
 	if pl.Mode != "transaction" && pl.Mode != "session" {
 		bad("pool.mode %q: use transaction or session", pl.Mode)
 	}
