@@ -33,6 +33,19 @@ type Identity struct {
 	Grants *Grants
 }
 
+// Holder identifies the token for its share of a backend pool: its jti,
+// else its sub, else (neither claim set) its role, so that such tokens
+// share one share rather than escape the limit.
+func (id Identity) Holder() string {
+	switch {
+	case id.JTI != "":
+		return id.JTI
+	case id.Subject != "":
+		return id.Subject
+	}
+	return "role " + id.Role
+}
+
 // Verifier checks tokens against the configured keys and policy. It is safe
 // for concurrent use; Reload swaps its keys atomically.
 type Verifier struct {

@@ -198,6 +198,21 @@ func TestVerifyIdentity(t *testing.T) {
 	}
 }
 
+func TestIdentityHolder(t *testing.T) {
+	for _, c := range []struct {
+		id   Identity
+		want string
+	}{
+		{Identity{Role: "mq", Subject: "svc", JTI: "id-1"}, "id-1"},
+		{Identity{Role: "mq", Subject: "svc"}, "svc"},
+		{Identity{Role: "mq"}, "role mq"},
+	} {
+		if got := c.id.Holder(); got != c.want {
+			t.Errorf("%+v.Holder() = %q, want %q", c.id, got, c.want)
+		}
+	}
+}
+
 // Errors carry sub/jti only when the signature verified.
 func TestErrorFields(t *testing.T) {
 	v := newTestVerifier(t, hsConfig())

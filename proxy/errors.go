@@ -78,6 +78,10 @@ func errorResponse(err error, severity string, log *zap.Logger) *pgproto3.ErrorR
 		return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
 			Code: pgerrcode.ConnectionFailure, Message: "the database backend is unavailable (backend " + be.Key.Backend + ")",
 			Hint: "retry: the backend is restarting or unreachable"}
+	case errors.As(err, &cte) && cte.ShareExceeded():
+		return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
+			Code: pgerrcode.TooManyConnections, Message: "too many backend connections for one token: " + cte.Error(),
+			Hint: "end the token's other open transactions sooner, use a token per client, or raise pool.max_share"}
 	case errors.As(err, &cte):
 		return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
 			Code: pgerrcode.TooManyConnections, Message: "too many clients waiting: " + cte.Error(),

@@ -110,7 +110,7 @@ func BenchmarkBindRewrite(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(m.Close)
-	c, err := m.Acquire(context.Background(), backend.Key{Backend: "bench", Database: "db", Role: "mq"})
+	c, err := m.Acquire(context.Background(), backend.Key{Backend: "bench", Database: "db", Role: "mq"}, "")
 	if err != nil {
 		b.Fatal(err)
 	}

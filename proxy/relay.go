@@ -292,7 +292,7 @@ func (s *session) lockAttached() (*backend.Conn, error) {
 		return s.conn, nil
 	}
 	s.mu.Unlock()
-	c, err := s.srv.backends.Acquire(s.ctx, s.pool)
+	c, err := s.srv.backends.Acquire(s.ctx, s.pool, s.id.Holder())
 	if err != nil {
 		return nil, err
 	}

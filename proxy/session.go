@@ -437,7 +437,7 @@ func (s *session) login() error {
 func (s *session) probe() (*poolLogin, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.config().ClientLoginTimeout)
 	defer cancel()
-	c, err := s.srv.backends.Acquire(ctx, s.pool)
+	c, err := s.srv.backends.Acquire(ctx, s.pool, s.id.Holder())
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ type fakePools struct {
 	queryErr   error
 }
 
-func (f fakePools) Acquire(ctx context.Context, role string) (Conn, error) {
+func (f fakePools) Acquire(ctx context.Context, role, holder string) (Conn, error) {
 	if f.acquireErr != nil {
 		return nil, f.acquireErr
 	}

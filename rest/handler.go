@@ -277,7 +277,7 @@ func safeName(s string) string {
 // execute runs the call's statement once on a backend connection of the
 // token's role.
 func (s *Server) execute(ctx context.Context, id auth.Identity, c *call) (result, error) {
-	conn, err := s.pools.Acquire(ctx, id.Role)
+	conn, err := s.pools.Acquire(ctx, id.Role, id.Holder())
 	if err != nil {
 		if ctx.Err() != nil {
 			return result{}, ctx.Err()

@@ -18,7 +18,10 @@ import (
 // *pgconn.PgError with SQLSTATE 53300; other failures to get a connection as
 // any other error (REST answers 503 for both).
 type Pools interface {
-	Acquire(ctx context.Context, role string) (Conn, error)
+	// Acquire checks out a connection of role's pool for holder, the
+	// token (auth.Identity.Holder; "" for REST's own checks), whose share
+	// of the pool (pool.max_share) the checkout counts against.
+	Acquire(ctx context.Context, role, holder string) (Conn, error)
 }
 
 // Conn is one checked-out backend connection.
@@ -79,8 +82,8 @@ func (p *PgxPools) Pool(role string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// Acquire implements Pools.
-func (p *PgxPools) Acquire(ctx context.Context, role string) (Conn, error) {
+// Acquire implements Pools. It does not limit holders' shares.
+func (p *PgxPools) Acquire(ctx context.Context, role, _ string) (Conn, error) {
 	pool, err := p.Pool(role)
 	if err != nil {
 		return nil, err

@@ -186,7 +186,7 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) ping(ctx context.Context) error {
-	conn, err := s.pools.Acquire(ctx, s.readyRole)
+	conn, err := s.pools.Acquire(ctx, s.readyRole, "")
 	if err != nil {
 		return err
 	}

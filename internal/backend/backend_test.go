@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ var key = Key{Backend: "main", Database: "postgres", Role: "mq"}
 func TestAcquireLogsInAsRole(t *testing.T) {
 	m, _ := newManager(t, nil)
 	ctx := context.Background()
-	c, err := m.Acquire(ctx, key)
+	c, err := m.Acquire(ctx, key, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +67,11 @@ func TestAcquireLogsInAsRole(t *testing.T) {
 	}
 	c.Release()
 	// Unknown roles fail with the server's error.
-	_, err = m.Acquire(ctx, Key{Backend: "main", Database: "postgres", Role: "nobody"})
+	_, err = m.Acquire(ctx, Key{Backend: "main", Database: "postgres", Role: "nobody"}, "")
 	if !errors.As(err, &pe) || pe.Code != "28000" {
 		t.Fatalf("unknown role: %v", err)
 	}
-	if _, err := m.Acquire(ctx, Key{Backend: "other", Database: "postgres", Role: "mq"}); err == nil {
+	if _, err := m.Acquire(ctx, Key{Backend: "other", Database: "postgres", Role: "mq"}, ""); err == nil {
 		t.Fatal("unknown backend accepted")
 	}
 }
@@ -78,9 +79,9 @@ func TestAcquireLogsInAsRole(t *testing.T) {
 func TestCheckoutTimeoutAndReload(t *testing.T) {
 	m, _ := newManager(t, nil)
 	ctx := context.Background()
-	a, _ := m.Acquire(ctx, key)
-	b, _ := m.Acquire(ctx, key)
-	_, err := m.Acquire(ctx, key)
+	a, _ := m.Acquire(ctx, key, "")
+	b, _ := m.Acquire(ctx, key, "")
+	_, err := m.Acquire(ctx, key, "")
 	var cte *CheckoutTimeoutError
 	if !errors.As(err, &cte) || cte.Size != 2 {
 		t.Fatalf("want CheckoutTimeoutError, got %v", err)
@@ -91,7 +92,7 @@ func TestCheckoutTimeoutAndReload(t *testing.T) {
 	if err := m.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
-	c, err := m.Acquire(ctx, key)
+	c, err := m.Acquire(ctx, key, "")
 	if err != nil {
 		t.Fatalf("after reload: %v", err)
 	}
@@ -103,10 +104,132 @@ func TestCheckoutTimeoutAndReload(t *testing.T) {
 	}
 }
 
+func TestShareLimit(t *testing.T) {
+	for _, c := range []struct {
+		size  int
+		share float64
+		want  int
+	}{{4, 0.5, 2}, {5, 0.5, 2}, {1, 0.5, 1}, {3, 0.1, 1}, {20, 1, 20}, {10, 0.33, 3}} {
+		if got := ShareLimit(c.size, c.share); got != c.want {
+			t.Errorf("ShareLimit(%d, %v) = %d, want %d", c.size, c.share, got, c.want)
+		}
+	}
+}
+
+// One holder gets at most its share of a pool: its next checkout waits
+// until one of its own connections comes back or times out, while another
+// holder still gets a connection. A reload that grows the pool grows the
+// share, and waiting checkouts see it.
+func TestHolderShare(t *testing.T) {
+	m, _ := newManager(t, func(p *configs.PoolConfig) { p.Size = 4; p.MaxShare = 0.5 })
+	ctx := context.Background()
+	a1, err := m.Acquire(ctx, key, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := m.Acquire(ctx, key, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = m.Acquire(ctx, key, "a")
+	var cte *CheckoutTimeoutError
+	if !errors.As(err, &cte) || !cte.ShareExceeded() || cte.Held != 2 || cte.Holder != "a" || cte.Size != 4 {
+		t.Fatalf("third checkout of a: %v, want a share timeout", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("share timeout after %v, before pool.checkout_timeout", d)
+	}
+	for _, want := range []string{`token "a" holds 2`, "pool.max_share 0.5", "main/postgres/mq"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q lacks %q", err, want)
+		}
+	}
+	b, err := m.Acquire(ctx, key, "b")
+	if err != nil {
+		t.Fatalf("another holder: %v", err)
+	}
+	// A waiting checkout of a gets the connection a releases.
+	got := make(chan error, 1)
+	go func() {
+		c, err := m.Acquire(ctx, key, "a")
+		if err == nil {
+			c.Release()
+		}
+		got <- err
+	}()
+	waitHeldWaiting(t, m)
+	a1.Release()
+	if err := <-got; err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	if n := m.Held(key, "a"); n != 1 {
+		t.Fatalf("a holds %d, want 1", n)
+	}
+	// Grow the pool to 6 while a waits at its share of 2: the share becomes 3.
+	a3, err := m.Acquire(ctx, key, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		c, err := m.Acquire(ctx, key, "a")
+		if err == nil {
+			c.Release()
+		}
+		got <- err
+	}()
+	waitHeldWaiting(t, m)
+	cfg := m.Config()
+	cfg.Size = 6
+	cfg.CheckoutTimeout = 10 * time.Second
+	if err := m.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("after the reload: %v", err)
+	}
+	for _, c := range []*Conn{a2, a3, b} {
+		c.Release()
+	}
+	// Unlimited checkouts ("") and released holders leave no entries.
+	u, err := m.Acquire(ctx, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Release()
+	m.mu.Lock()
+	p := m.pools[key]
+	m.mu.Unlock()
+	p.hmu.Lock()
+	n := len(p.held)
+	p.hmu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d share entries left", n)
+	}
+}
+
+// waitHeldWaiting waits until a checkout waits for key's pool.
+func waitHeldWaiting(t *testing.T, m *Manager) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m.mu.Lock()
+		waiting := m.pools[key].waiting
+		m.mu.Unlock()
+		if waiting > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkout waits for its share")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestBrokenConnectionsAreDiscarded(t *testing.T) {
 	m, cl := newManager(t, nil)
 	ctx := context.Background()
-	c, _ := m.Acquire(ctx, key)
+	c, _ := m.Acquire(ctx, key, "")
 	pid := c.PID()
 	c.Release()
 	su, err := pgx.Connect(ctx, cl.ConnString(pgembed.Superuser, "postgres"))
@@ -116,7 +239,7 @@ func TestBrokenConnectionsAreDiscarded(t *testing.T) {
 	defer su.Close(ctx)
 	su.Exec(ctx, "SELECT pg_terminate_backend($1)", pid)
 	time.Sleep(1100 * time.Millisecond) // idle long enough to be checked
-	c, err = m.Acquire(ctx, key)
+	c, err = m.Acquire(ctx, key, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +250,7 @@ func TestBrokenConnectionsAreDiscarded(t *testing.T) {
 	c.Exec(ctx, "BEGIN")
 	pid = c.PID()
 	c.Release()
-	c, _ = m.Acquire(ctx, key)
+	c, _ = m.Acquire(ctx, key, "")
 	if c.PID() == pid || c.TxStatus != 'I' {
 		t.Fatal("connection in a transaction reused")
 	}
@@ -139,7 +262,7 @@ func TestIdleTimeoutAndPasswords(t *testing.T) {
 		p.IdleTimeout = 50 * time.Millisecond
 		p.HealthCheckPeriod = 100 * time.Millisecond
 	})
-	c, _ := m.Acquire(context.Background(), key)
+	c, _ := m.Acquire(context.Background(), key, "")
 	c.Release()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

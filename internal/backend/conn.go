@@ -50,6 +50,9 @@ type Conn struct {
 	broken atomic.Bool
 	res    *puddle.Resource[*Conn]
 	pool   *pool
+	// holder is whose share of the pool the checkout counts against ("":
+	// none).
+	holder string
 }
 
 // Frontend is the protocol writer/reader toward the backend.
@@ -91,7 +94,8 @@ func (c *Conn) Release() {
 		panic("BUG: release of a backend connection that is not checked out")
 	}
 	c.res = nil
-	p := c.pool
+	p, holder := c.pool, c.holder
+	c.holder = ""
 	c.nc.SetDeadline(time.Time{})
 	switch {
 	case c.broken.Load() || c.TxStatus != 'I':
@@ -102,6 +106,11 @@ func (c *Conn) Release() {
 		res.Destroy()
 	default:
 		res.Release()
+	}
+	// After the connection is back, so a checkout waiting for the
+	// holder's share finds it.
+	if holder != "" {
+		p.unreserve(holder)
 	}
 }
 

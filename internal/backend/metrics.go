@@ -49,7 +49,7 @@ func newPoolMetrics(m *Manager, reg prometheus.Registerer) (*poolMetrics, error)
 	pm := &poolMetrics{
 		checkouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqstack_pool_checkouts_total",
-			Help: "Backend connection checkouts by outcome (ok, timeout, error).",
+			Help: "Backend connection checkouts by outcome (ok, timeout, share_timeout, error).",
 		}, []string{"backend", "outcome"}),
 		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mqstack_pool_checkout_wait_seconds",

@@ -68,6 +68,17 @@ type pool struct {
 	// The metric children every checkout updates, looked up once.
 	checkoutOK   prometheus.Counter
 	checkoutWait prometheus.Observer
+
+	// hmu guards the share bookkeeping: held counts the connections each
+	// holder (a token) has checked out, with an entry only while the count
+	// is above 0, so it is bounded by the pool size; freed is closed (and
+	// cleared) when a holder's count drops or the limit changes while
+	// checkouts over a share wait, which then look again.
+	// limit is ShareLimit of the pool's size and pool.max_share in force.
+	hmu   sync.Mutex
+	held  map[string]int
+	freed chan struct{}
+	limit int
 }
 
 // NewManager makes a manager and starts its health checker.
@@ -136,16 +147,37 @@ func (m *Manager) Config() configs.PoolConfig {
 }
 
 // CheckoutTimeoutError means no backend connection was free within
-// pool.checkout_timeout. Clients get SQLSTATE 53300.
+// pool.checkout_timeout: the pool was full, or (Holder set) the holder
+// already held its share of it. Clients get SQLSTATE 53300.
 type CheckoutTimeoutError struct {
 	Key     Key
 	Size    int
 	Timeout time.Duration
+	// Holder, Held and MaxShare are set when the holder's share, not the
+	// pool, was full: it held Held connections, all that pool.max_share
+	// MaxShare of Size allows.
+	Holder   string
+	Held     int
+	MaxShare float64
 }
 
 func (e *CheckoutTimeoutError) Error() string {
+	if e.Holder != "" {
+		return fmt.Sprintf("token %q holds %d backend connections of pool %s, all its share allows (pool.max_share %v of pool.size %d), and released none within %s",
+			e.Holder, e.Held, e.Key, e.MaxShare, e.Size, e.Timeout)
+	}
 	return fmt.Sprintf("no backend connection free for role %s on backend %s within %s (pool.size %d, all busy)",
 		e.Key.Role, e.Key.Backend, e.Timeout, e.Size)
+}
+
+// ShareExceeded reports whether the checkout failed because the holder held
+// its share of the pool rather than because the pool was full.
+func (e *CheckoutTimeoutError) ShareExceeded() bool { return e.Holder != "" }
+
+// ShareLimit is how many connections of a pool of size one holder may have
+// checked out at once: max_share of it, rounded down, and at least one.
+func ShareLimit(size int, maxShare float64) int {
+	return max(1, int(maxShare*float64(size)))
 }
 
 // ConnectError means logging in to the backend failed; Err may wrap the
@@ -162,28 +194,70 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // ErrClosed is returned by Acquire after Close.
 var ErrClosed = errors.New("backend pools are closed")
 
-// Acquire checks out a connection of key's pool, waiting at most
-// pool.checkout_timeout (then *CheckoutTimeoutError). Connections that idled
-// are checked for life first; dead ones are discarded.
-func (m *Manager) Acquire(ctx context.Context, key Key) (*Conn, error) {
+// Acquire checks out a connection of key's pool for holder, waiting at most
+// pool.checkout_timeout (then *CheckoutTimeoutError). holder identifies the
+// token the connection is for: no holder may have more than its share
+// (pool.max_share, see ShareLimit) of the pool checked out at once, and a
+// checkout over it waits, as for a full pool, until one of the holder's
+// connections comes back. "" means no limit (the proxy's own uses).
+// Connections that idled are checked for life first; dead ones are
+// discarded.
+func (m *Manager) Acquire(ctx context.Context, key Key, holder string) (*Conn, error) {
 	start := time.Now()
 	cfg := m.Config()
 	// The checkout timer is made only when a client has to wait: most
 	// checkouts find an idle connection, and a context with a deadline per
 	// transaction showed in the proxy's CPU profile.
 	var tctx context.Context
+	var tcancel context.CancelFunc
+	defer func() {
+		if tcancel != nil {
+			tcancel()
+		}
+	}()
+	timer := func() context.Context {
+		if tctx == nil {
+			tctx, tcancel = context.WithDeadline(ctx, start.Add(cfg.CheckoutTimeout))
+		}
+		return tctx
+	}
+	p, _, err := m.pool(key)
+	if err != nil {
+		return nil, err
+	}
+	if holder != "" {
+		if err := p.reserve(ctx, timer, holder); err != nil {
+			var cte *CheckoutTimeoutError
+			if errors.As(err, &cte) {
+				cte.Key, cte.Timeout = key, cfg.CheckoutTimeout
+				m.metrics.checkouts.WithLabelValues(key.Backend, "share_timeout").Inc()
+			}
+			return nil, err
+		}
+	}
+	c, err := m.checkout(ctx, key, cfg, start, timer)
+	if err != nil {
+		if holder != "" {
+			p.unreserve(holder)
+		}
+		return nil, err
+	}
+	c.holder = holder
+	return c, nil
+}
+
+// checkout takes a connection of key's pool (the share, if any, is
+// reserved).
+func (m *Manager) checkout(ctx context.Context, key Key, cfg configs.PoolConfig, start time.Time, timer func() context.Context) (*Conn, error) {
 	for attempt := 0; ; attempt++ {
 		p, pp, err := m.pool(key)
 		if err != nil {
 			return nil, err
 		}
 		res, err := pp.TryAcquire(ctx)
+		var tctx context.Context
 		if errors.Is(err, puddle.ErrNotAvailable) {
-			if tctx == nil {
-				var cancel context.CancelFunc
-				tctx, cancel = context.WithDeadline(ctx, start.Add(cfg.CheckoutTimeout))
-				defer cancel()
-			}
+			tctx = timer()
 			m.mu.Lock()
 			p.waiting++
 			m.mu.Unlock()
@@ -221,6 +295,92 @@ func (m *Manager) Acquire(ctx context.Context, key Key) (*Conn, error) {
 	}
 }
 
+// reserve counts one more connection for holder, waiting (under the
+// context timer returns) while holder has its share of the pool checked
+// out. On the timer's deadline it returns a *CheckoutTimeoutError with the
+// share fields set (the caller fills in Key and Timeout).
+func (p *pool) reserve(ctx context.Context, timer func() context.Context, holder string) error {
+	p.hmu.Lock()
+	for {
+		n := p.held[holder]
+		if n < p.limit {
+			p.held[holder] = n + 1
+			p.hmu.Unlock()
+			return nil
+		}
+		if p.freed == nil {
+			p.freed = make(chan struct{})
+		}
+		freed := p.freed
+		p.hmu.Unlock()
+		tctx := timer()
+		p.m.mu.Lock()
+		p.waiting++
+		p.m.mu.Unlock()
+		var timedOut bool
+		select {
+		case <-freed:
+		case <-tctx.Done():
+			timedOut = true
+		}
+		p.m.mu.Lock()
+		p.waiting--
+		size, share := p.size, p.m.cfg.MaxShare
+		p.m.mu.Unlock()
+		if timedOut {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &CheckoutTimeoutError{Size: size, Holder: holder, Held: n, MaxShare: share}
+		}
+		p.hmu.Lock()
+	}
+}
+
+// setLimit applies a pool size or share change; waiting checkouts look
+// again. m.mu is held.
+func (p *pool) setLimit(size int, maxShare float64) {
+	p.hmu.Lock()
+	defer p.hmu.Unlock()
+	p.limit = ShareLimit(size, maxShare)
+	if p.freed != nil {
+		close(p.freed)
+		p.freed = nil
+	}
+}
+
+// unreserve gives back one connection of holder's share.
+func (p *pool) unreserve(holder string) {
+	p.hmu.Lock()
+	defer p.hmu.Unlock()
+	n := p.held[holder]
+	switch {
+	case n <= 0:
+		panic("BUG: a share released that was not reserved")
+	case n == 1:
+		delete(p.held, holder)
+	default:
+		p.held[holder] = n - 1
+	}
+	if p.freed != nil {
+		close(p.freed)
+		p.freed = nil
+	}
+}
+
+// Held is how many connections of key's pool holder has checked out.
+func (m *Manager) Held(key Key, holder string) int {
+	m.mu.Lock()
+	p := m.pools[key]
+	m.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	p.hmu.Lock()
+	defer p.hmu.Unlock()
+	return p.held[holder]
+}
+
 func (m *Manager) pool(key Key) (*pool, *puddle.Pool[*Conn], error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -239,7 +399,7 @@ func (m *Manager) pool(key Key) (*pool, *puddle.Pool[*Conn], error) {
 		if !found {
 			return nil, nil, fmt.Errorf("backend %q is not configured", key.Backend)
 		}
-		p = &pool{key: key, m: m, backend: b,
+		p = &pool{key: key, m: m, backend: b, held: map[string]int{},
 			checkoutOK:   m.metrics.checkouts.WithLabelValues(key.Backend, "ok"),
 			checkoutWait: m.metrics.wait.WithLabelValues(key.Backend)}
 		var err error
@@ -247,6 +407,7 @@ func (m *Manager) pool(key Key) (*pool, *puddle.Pool[*Conn], error) {
 			return nil, nil, err
 		}
 		p.size = m.cfg.Size
+		p.setLimit(p.size, m.cfg.MaxShare)
 		m.pools[key] = p
 	}
 	return p, p.p, nil
@@ -319,6 +480,7 @@ func (m *Manager) Reload(cfg configs.PoolConfig) error {
 	defer m.mu.Unlock()
 	m.cfg = cfg
 	for _, p := range m.pools {
+		p.setLimit(cfg.Size, cfg.MaxShare)
 		if p.size == cfg.Size {
 			continue
 		}
@@ -334,7 +496,8 @@ func (m *Manager) Reload(cfg configs.PoolConfig) error {
 			old.Close()
 		}()
 	}
-	m.log.Info("pool limits reloaded", zap.Int("size", cfg.Size), zap.Duration("checkout_timeout", cfg.CheckoutTimeout))
+	m.log.Info("pool limits reloaded", zap.Int("size", cfg.Size), zap.Duration("checkout_timeout", cfg.CheckoutTimeout),
+		zap.Float64("max_share", cfg.MaxShare))
 	return nil
 }
 

@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"mqstack/configs"
+)
+
+// connectWith connects through the proxy with token tok.
+func (h *harness) connectWith(t testing.TB, tok string, extra string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, fmt.Sprintf("host=127.0.0.1 port=%s user=mq dbname=postgres sslmode=disable password=%s %s",
+		h.port(), tok, extra))
+	if err != nil {
+		t.Fatalf("connect through the proxy: %v", err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// One token holds at most pool.max_share of a pool: with 4 backends and
+// a share of 0.5, its third concurrent transaction waits and gets 53300
+// after the checkout timeout while another token still gets a backend;
+// once the first token commits, its next checkout succeeds.
+func TestTokenShareOfPool(t *testing.T) {
+	h := newHarness(t, func(p *configs.ProxyConfig, pool *configs.PoolConfig) {
+		pool.Size = 4
+		pool.MaxShare = 0.5
+		pool.CheckoutTimeout = 500 * time.Millisecond
+	})
+	ctx := ctxT(t, 60*time.Second)
+	tok := mint(t, "mq", time.Hour)
+	a1, a2, a3 := h.connectWith(t, tok, ""), h.connectWith(t, tok, ""), h.connectWith(t, tok, "")
+	tx1, err := a1.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx2, err := a2.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tx := range []pgx.Tx{tx1, tx2} {
+		if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = a3.Exec(ctx, "SELECT 1")
+	if pgCode(err) != "53300" {
+		t.Fatalf("third transaction of one token: %v, want 53300", err)
+	}
+	var pe *pgconn.PgError
+	errors.As(err, &pe)
+	for _, want := range []string{"holds 2 backend connections", "pool.max_share 0.5"} {
+		if !strings.Contains(pe.Message, want) {
+			t.Errorf("message %q lacks %q", pe.Message, want)
+		}
+	}
+	// Another token still gets one of the two free backends.
+	b := h.connect(t)
+	var one int
+	if err := b.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("another token: %v", err)
+	}
+	// The first token's third client, still connected, gets a backend once
+	// one of its transactions ends.
+	if err := tx1.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a3.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("after a commit: %v", err)
+	}
+	if err := tx2.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
