@@ -83,3 +83,72 @@ func TestTokenShareOfPool(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A client idle in a transaction longer than
+// proxy.idle_in_transaction_timeout is closed with FATAL 25P03; its backend
+// is rolled back and serves the next client. A statement running longer
+// than the timeout inside a transaction is not idleness.
+func TestIdleInTransactionTimeout(t *testing.T) {
+	h := newHarness(t, func(p *configs.ProxyConfig, pool *configs.PoolConfig) {
+		p.IdleInTransactionTimeout = time.Second
+		pool.Size = 1
+		pool.CheckoutTimeout = 30 * time.Second
+	})
+	ctx := ctxT(t, 60*time.Second)
+	closed := func() float64 {
+		return counterValue(t, h, "mqstack_connections_closed_total", "reason", "idle_in_transaction_timeout")
+	}
+	before := closed()
+	busy := h.connect(t)
+	tx, err := busy.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_sleep(1.5)"); err != nil {
+		t.Fatalf("a statement longer than the timeout: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	a, b := h.connect(t), h.connect(t)
+	if _, err := a.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	// b waits for the pool's only backend, which a holds.
+	done := make(chan error, 1)
+	go func() {
+		var n int
+		done <- b.QueryRow(ctx, "SELECT 1").Scan(&n)
+	}()
+	// a sends nothing more: the proxy's FATAL arrives unasked.
+	_, err = a.PgConn().ReceiveMessage(ctx)
+	if pgCode(err) != "25P03" {
+		t.Fatalf("idle client got %v, want FATAL 25P03", err)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe); pe.Severity != "FATAL" || !strings.Contains(pe.Message, "proxy.idle_in_transaction_timeout") {
+		t.Fatalf("error %+v", pe)
+	}
+	if _, err := a.Exec(ctx, "SELECT 1"); err == nil {
+		t.Fatal("the closed client's next query worked")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the waiting client: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the close to be counted", func() bool { return closed() == before+1 })
+	direct := h.direct(t)
+	waitFor(t, 10*time.Second, "no backend idle in a transaction", func() bool {
+		var n int
+		err := direct.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE usename = 'mq' AND state LIKE 'idle in transaction%'`).Scan(&n)
+		return err == nil && n == 0
+	})
+	var n int
+	if err := b.QueryRow(ctx, "SELECT 2").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("the other client afterwards: %v", err)
+	}
+}

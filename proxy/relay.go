@@ -41,6 +41,12 @@ func (s *session) commandLoop() string {
 	for {
 		msg, err := s.client.Receive()
 		if err != nil {
+			if fatal, retry := s.idleExpired(err); retry {
+				continue
+			} else if fatal != nil {
+				s.killWith(fatal, closeIdleInTx)
+				return closeIdleInTx
+			}
 			var tooLong *pgproto3.ExceededMaxBodyLenErr
 			switch {
 			case s.ctx.Err() != nil:
@@ -57,6 +63,7 @@ func (s *session) commandLoop() string {
 			s.killWith(fatalf(pgerrcode.ProtocolViolation, "invalid message: %v", err), closeClientError)
 			return closeClientError
 		}
+		wasIdle := s.disarmIdle()
 		if s.skipUntilSync {
 			if _, ok := msg.(*pgproto3.Sync); ok {
 				s.skipUntilSync = false
@@ -64,10 +71,11 @@ func (s *session) commandLoop() string {
 					return s.loopError(err)
 				}
 			}
-			continue
-		}
-		if err := s.handle(msg); err != nil {
+		} else if err := s.handle(msg); err != nil {
 			return s.loopError(err)
+		}
+		if wasIdle {
+			s.rearmIdle()
 		}
 	}
 }
@@ -495,6 +503,9 @@ func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool
 	s.settleLocked(c)
 	s.copyIn = false
 	s.discarding = false
+	if m.TxStatus != 'I' {
+		s.armIdleLocked()
+	}
 	quiet := s.inflight == 0 && !s.open
 	gone = s.clientGone
 	pinned := s.pinned != ""

@@ -55,13 +55,15 @@ const (
 	closeTokenExpired   = "token_expired"    // closed at a transaction boundary after exp
 	closeBackendError   = "backend_error"    // the backend connection failed under the client
 	closeInternalError  = "internal_error"   // an unexpected error
+	// closeIdleInTx: idle in a transaction past proxy.idle_in_transaction_timeout.
+	closeIdleInTx = "idle_in_transaction_timeout"
 )
 
 // CloseReasons lists every close reason (metric label values).
 func CloseReasons() []string {
 	return []string{closeClientQuit, closeClientGone, closeClientError, closeAuthFailed, closeLoginTimeout,
 		closeLoginFailed, closeTooManyClients, closeCancelRequest, closeShutdown, closeTokenExpired,
-		closeBackendError, closeInternalError}
+		closeBackendError, closeInternalError, closeIdleInTx}
 }
 
 // session is one client connection. The client goroutine runs serve; while a
@@ -117,6 +119,11 @@ type session struct {
 	obs        []obsEntry   // statements the reader accounts, in answer order
 	obsLen     atomic.Int32 // len(obs), read by the reader without s.mu
 	execSeq    int          // Executes sent in the open cycle
+	// idleArmed is set while the idle-in-transaction read deadline (idle.go)
+	// is armed: since idleSince, for idleFor. Written with mu held.
+	idleArmed atomic.Bool
+	idleSince time.Time
+	idleFor   time.Duration
 
 	wmu sync.Mutex // client writes, and changes of nc and client
 	// raw is the accepted connection; nc may become a TLS connection over
