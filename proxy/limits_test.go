@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"mqstack/configs"
+	"mqstack/internal/pgembed"
 )
 
 // connectWith connects through the proxy with token tok.
@@ -150,5 +151,49 @@ func TestIdleInTransactionTimeout(t *testing.T) {
 	var n int
 	if err := b.QueryRow(ctx, "SELECT 2").Scan(&n); err != nil || n != 2 {
 		t.Fatalf("the other client afterwards: %v", err)
+	}
+}
+
+// Only the backends' databases (and names) and proxy.databases are served.
+func TestStartupDatabases(t *testing.T) {
+	const extra = "mq_extra_db"
+	h := newHarness(t, func(p *configs.ProxyConfig, _ *configs.PoolConfig) { p.Databases = []string{extra} })
+	ctx := ctxT(t, 60*time.Second)
+	direct := h.direct(t)
+	if _, err := direct.Exec(ctx, "DROP DATABASE IF EXISTS "+extra+" WITH (FORCE)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := direct.Exec(ctx, "CREATE DATABASE "+extra); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// FORCE ends the pool's connections to it, which the pool drops.
+		c, err := pgx.Connect(context.Background(), h.cluster.ConnString(pgembed.Superuser, "postgres"))
+		if err == nil {
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+extra+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	tok := mint(t, "mq", time.Hour)
+	open := func(db string) (string, error) {
+		c, err := pgx.Connect(ctx, fmt.Sprintf("host=127.0.0.1 port=%s user=mq dbname=%s sslmode=disable password=%s", h.port(), db, tok))
+		if err != nil {
+			return "", err
+		}
+		defer c.Close(ctx)
+		var cur string
+		err = c.QueryRow(ctx, "SELECT current_database()").Scan(&cur)
+		return cur, err
+	}
+	_, err := open("template1")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "3D000" || pe.Severity != "FATAL" ||
+		!strings.Contains(pe.Message, `"template1"`) || !strings.Contains(pe.Hint, "proxy.databases") {
+		t.Fatalf("template1: %v, want FATAL 3D000 naming it and proxy.databases", err)
+	}
+	for db, want := range map[string]string{"postgres": "postgres", "main": "postgres", extra: extra} {
+		if cur, err := open(db); err != nil || cur != want {
+			t.Errorf("dbname=%s: %q, %v; want %q", db, cur, err, want)
+		}
 	}
 }

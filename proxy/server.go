@@ -7,11 +7,14 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -138,6 +141,19 @@ func (s *Server) Reload(cfg configs.ProxyConfig) {
 }
 
 func (s *Server) config() *configs.ProxyConfig { return s.cfg.Load() }
+
+// checkDatabase refuses a database clients may not ask for: only the
+// backends' names and databases and those in proxy.databases are served.
+// It runs after authentication, as in Postgres, so unauthenticated clients
+// learn nothing of what is served.
+func (s *Server) checkDatabase(db string) error {
+	if s.backends.Serves(db) || slices.Contains(s.config().Databases, db) {
+		return nil
+	}
+	return &Error{Severity: "FATAL", Code: pgerrcode.InvalidCatalogName,
+		Message: fmt.Sprintf("database %q is not served by this proxy", db),
+		Hint:    "connect to a backend's database, or list the database in proxy.databases"}
+}
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("proxy: server closed")

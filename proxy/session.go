@@ -379,6 +379,9 @@ func (pl *poolLogin) covers(settings map[string]string) bool {
 // rule, validates the startup settings and yields the parameters a real
 // server reports.
 func (s *session) login() error {
+	if err := s.srv.checkDatabase(s.start.database); err != nil {
+		return err
+	}
 	b, named := s.srv.backends.Backend(s.start.database)
 	db := s.start.database
 	if named {

@@ -125,6 +125,18 @@ func (m *Manager) Backend(name string) (b configs.BackendConfig, found bool) {
 	return m.backends[0], false
 }
 
+// Serves reports whether db names a backend or a backend's database.
+func (m *Manager) Serves(db string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.backends {
+		if b.Name == db || b.Database == db {
+			return true
+		}
+	}
+	return false
+}
+
 // SessionMode reports whether clients of key's pool keep their backend
 // connection for their whole session.
 func (m *Manager) SessionMode(key Key) bool {
