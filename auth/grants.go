@@ -190,6 +190,59 @@ func (g *Grants) allowsOne(op Op, name string) bool {
 	return !g.deny.match(q, op) && g.allow.match(q, op)
 }
 
+// AllowsTopicPattern reports whether the token may read every routing key
+// a pgmq topic pattern matches (bind_topic): some read topic glob covers the
+// pattern, and no read deny glob can match any key of it. In a pattern '*'
+// stands for one word and '#' for any words; as globs both are a star, and
+// a glob covers the pattern when it matches the pattern's text with the
+// pattern's wildcards taken as literal characters (only a glob star can
+// match them, and a star can match whatever they stand for).
+func (g *Grants) AllowsTopicPattern(pattern string) bool {
+	if g == nil {
+		return true
+	}
+	glob := strings.ReplaceAll(pattern, "#", "*")
+	low := strings.ToLower(glob)
+	for i := range g.topicDeny.globs {
+		if g.topicDeny.globs[i].ops&OpRead != 0 && globsOverlap(g.topicDeny.globs[i].g.pat, low) {
+			return false
+		}
+	}
+	for name, ops := range g.topicDeny.exact {
+		if ops&OpRead != 0 && globsOverlap(name, low) {
+			return false
+		}
+	}
+	return g.topicAllow.match(glob, OpRead)
+}
+
+// globsOverlap reports whether some string matches both star globs.
+func globsOverlap(a, b string) bool {
+	memo := map[[2]int]bool{}
+	var f func(i, j int) bool
+	f = func(i, j int) bool {
+		if i == len(a) && j == len(b) {
+			return true
+		}
+		k := [2]int{i, j}
+		if v, ok := memo[k]; ok {
+			return v
+		}
+		r := false
+		switch {
+		case i < len(a) && a[i] == '*':
+			r = f(i+1, j) || j < len(b) && f(i, j+1)
+		case j < len(b) && b[j] == '*':
+			r = f(i, j+1) || i < len(a) && f(i+1, j)
+		case i < len(a) && j < len(b) && a[i] == b[j]:
+			r = f(i+1, j+1)
+		}
+		memo[k] = r
+		return r
+	}
+	return f(0, 0)
+}
+
 // AllowsTopic reports whether publish (send_topic) is allowed with routingKey.
 func (g *Grants) AllowsTopic(routingKey string) bool {
 	if g == nil {
@@ -346,8 +399,8 @@ func (g *Grants) addEntry(e GrantEntry, deny bool) error {
 		}
 		ops |= op
 	}
-	if len(e.Topics) > 0 && ops&OpPublish == 0 {
-		return fmt.Errorf("topics apply to the publish op only")
+	if len(e.Topics) > 0 && ops&(OpPublish|OpRead) == 0 {
+		return fmt.Errorf("topics apply to the publish and read ops only")
 	}
 	for _, p := range e.Queues {
 		if err := checkPattern(p); err != nil {
@@ -360,9 +413,14 @@ func (g *Grants) addEntry(e GrantEntry, deny bool) error {
 		}
 	}
 	// Globs of an entry that holds publish are routing-key globs too.
+	// Read on topics (bind_topic's pattern) comes from topic globs, or from
+	// queue globs of an entry that holds publish and read.
+	topicOps := ops & (OpPublish | OpRead)
 	var topics []string
 	if ops&OpPublish != 0 {
 		topics = append(topics, e.Queues...)
+	} else if len(e.Queues) > 0 {
+		topicOps &^= OpRead
 	}
 	for _, p := range e.Topics {
 		if err := checkPattern(p); err != nil {
@@ -372,9 +430,9 @@ func (g *Grants) addEntry(e GrantEntry, deny bool) error {
 	}
 	for _, p := range topics {
 		if deny {
-			g.topicDeny.add(strings.ToLower(p), OpPublish)
+			g.topicDeny.add(strings.ToLower(p), topicOps)
 		} else {
-			g.topicAllow.add(p, OpPublish)
+			g.topicAllow.add(p, topicOps)
 		}
 	}
 	return nil
@@ -417,6 +475,12 @@ func ParseGrantSpec(spec string) (GrantEntry, error) {
 	}
 	if op == OpPublish {
 		return GrantEntry{Topics: []string{pat}, Ops: []string{name}}, nil
+	}
+	if key, ok := strings.CutPrefix(pat, "topic:"); ok && op == OpRead {
+		if err := checkPattern(key); err != nil {
+			return GrantEntry{}, err
+		}
+		return GrantEntry{Topics: []string{key}, Ops: []string{name}}, nil
 	}
 	return GrantEntry{Queues: []string{pat}, Ops: []string{name}}, nil
 }

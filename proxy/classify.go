@@ -4,74 +4,64 @@ import (
 	"mqstack/router"
 )
 
+// Pin decisions: the router's parse names the session state a statement
+// creates; the proxy adds what only it knows (which settings it replays).
+const pinSessionMode = string(router.PinSessionMode)
+
+// PinCauses lists every pin cause (metric label values).
+func PinCauses() []string {
+	var out []string
+	for _, c := range router.PinCauses() {
+		out = append(out, string(c))
+	}
+	return out
+}
+
 // pinOf is the pin cause of a classified statement, "" when it creates no
-// session state. The router's parse decides wherever it is certain; the
-// lexical scan (scanSQL) only looks at statements the router leaves as
-// "other" or uncertain without a pin cause of the router's (DML, DDL,
-// SET ROLE, LOAD, SELECT INTO TEMP, ...) and at text that does not parse.
-// Settings are judged by the proxy's own replay list: the router's tracked
-// settings include some (search_path) that the proxy does not follow.
-func pinOf(st *router.Statement, sql string) string {
-	lexical := false
+// session state that must keep the client on its backend.
+func pinOf(st *router.Statement) string {
 	for i := range st.Parts {
 		p := &st.Parts[i]
-		switch p.Kind {
-		case router.KindListen:
-			return pinListen
-		case router.KindSet:
+		switch {
+		case p.Kind == router.KindListen:
+			return string(router.PinListen)
+		case p.Kind == router.KindSet:
 			if cause := setPin(p); cause != "" {
 				return cause
 			}
-			continue
-		}
-		switch {
-		case p.Pin == router.PinParseFailures:
-			lexical = true
 		case p.Pin != "":
 			return string(p.Pin)
-		case p.Kind == router.KindOther || p.Uncertain != "":
-			lexical = true
 		}
-	}
-	if lexical {
-		return scanSQL(sql).pin
 	}
 	return ""
 }
 
 // setPin judges a SET/RESET: SET LOCAL and SET TRANSACTION end with the
-// transaction, the replayed settings move with the client; anything else
-// (RESET ALL included) pins.
+// transaction; the replayed settings move with the client (reported ones
+// through ParameterStatus, the others through the session's wanted values,
+// see noteSettingsLocked); anything else pins.
 func setPin(p *router.Part) string {
 	switch {
 	case p.Local:
 		return ""
 	case p.Pin != "":
 		return string(p.Pin)
-	case p.Setting == "":
-		return pinSet // RESET ALL
-	case len(p.Setting) >= 11 && p.Setting[:11] == "transaction":
+	case p.Setting == "": // RESET ALL
 		return ""
-	case tracked(canonicalSetting(p.Setting)):
+	case !router.Replayed(p.Setting):
+		return string(router.PinSessionSet)
+	case isReported(canonicalSetting(p.Setting)), p.Reset, p.ValuesKnown:
 		return ""
 	}
-	return pinSet
+	return string(router.PinSessionSet)
 }
 
-// interceptOf finds the statements the proxy answers or rewrites itself
-// (DEALLOCATE of protocol statements, DISCARD ALL): single statements the
-// router classified as such, read again lexically for the name.
-func interceptOf(st *router.Statement, sql string) scanResult {
+// single returns the only part of a one-statement query, nil otherwise.
+func single(st *router.Statement) *router.Part {
 	if len(st.Parts) != 1 {
-		return scanResult{}
+		return nil
 	}
-	switch st.Parts[0].Kind {
-	case router.KindDeallocate, router.KindDiscard:
-		r := scanSQL(sql)
-		r.pin = ""
-		return r
-	}
-	return scanResult{}
+	return &st.Parts[0]
 }
 
 // hasCalls reports whether a statement calls pgmq functions.
@@ -84,12 +74,23 @@ func hasCalls(st *router.Statement) bool {
 	return false
 }
 
-// boundTargets reports whether some pgmq call names its queue with a
-// bound parameter, so the grant check must wait for Bind.
+// hasSets reports whether a statement sets or resets settings.
+func hasSets(st *router.Statement) bool {
+	for i := range st.Parts {
+		if st.Parts[i].Kind == router.KindSet {
+			return true
+		}
+	}
+	return false
+}
+
+// boundTargets reports whether some pgmq call names its queue (or
+// bind_topic its pattern) with a bound parameter, so the grant check must
+// wait for Bind.
 func boundTargets(st *router.Statement) bool {
 	for i := range st.Parts {
 		for _, c := range st.Parts[i].Calls {
-			if c.Target.Param > 0 {
+			if c.Target.Param > 0 || c.Pattern.Param > 0 {
 				return true
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"mqstack/configs"
+	"mqstack/router"
 )
 
 // rawConn logs in through the proxy with pgconn and hands back the wire.
@@ -262,15 +263,15 @@ func TestListenNotifyPins(t *testing.T) {
 			t.Fatalf("notification: %+v", note)
 		}
 	}
-	if got := counterValue(t, h, "mqstack_pins_total", "cause", pinListen); got < 1 {
+	if got := counterValue(t, h, "mqstack_pins_total", "cause", string(router.PinListen)); got < 1 {
 		t.Fatalf("pins{cause=listen} = %v", got)
 	}
 	// Other pin causes, each in its own session.
 	for _, tc := range []struct{ sql, cause string }{
-		{"SET work_mem = '4MB'", pinSet},
-		{"CREATE TEMP TABLE pin_tmp (i int)", pinTempTable},
-		{"SELECT pg_advisory_lock(42)", pinAdvisoryLock},
-		{"PREPARE pin_p AS SELECT 1", pinPrepare},
+		{"SET work_mem = '4MB'", string(router.PinSessionSet)},
+		{"CREATE TEMP TABLE pin_tmp (i int)", string(router.PinTempTable)},
+		{"SELECT pg_advisory_lock(42)", string(router.PinAdvisoryLock)},
+		{"PREPARE pin_p AS SELECT 1", string(router.PinSQLPrepare)},
 	} {
 		before := counterValue(t, h, "mqstack_pins_total", "cause", tc.cause)
 		c := h.connect(t)

@@ -116,18 +116,7 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 	case *pgproto3.Describe:
 		return s.withConn(kindExtended, "", func(c *backend.Conn) {
 			if m.ObjectType == 'S' {
-				if m.Name == "" {
-					if s.unnamed == nil {
-						m.Name = noSuchStatement // never another client's
-					} else {
-						s.ensureUnnamedLocked(c)
-					}
-				} else if st := s.stmts[m.Name]; st != nil {
-					s.ensurePreparedLocked(c, st)
-					m.Name = st.backendName
-				} else if s.id.Grants.Limited() {
-					m.Name = noSuchStatement
-				}
+				m.Name = s.backendStatementLocked(c, m.Name)
 			}
 			c.Frontend().Send(m)
 		})
@@ -165,12 +154,16 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 		s.mu.Unlock()
 		return s.withConn(kindExtended, "", func(c *backend.Conn) {
 			if m.ObjectType == 'S' {
-				if m.Name == "" {
+				switch {
+				case m.Name == "":
 					s.unnamed = nil
 					c.UnnamedOwner = nil
-				} else if st := s.stmts[m.Name]; st != nil {
-					// The backend statement stays (shared, in the LRU);
-					// a Close of nothing answers CloseComplete in order.
+				case s.pinned != "" && s.sqlPrepared[m.Name]:
+					delete(s.sqlPrepared, m.Name) // its own SQL PREPARE
+				default:
+					// The backend statement stays (shared, in the LRU); a
+					// Close of nothing answers CloseComplete in order, and
+					// a name the client never prepared closes nothing.
 					delete(s.stmts, m.Name)
 					m.Name = noSuchStatement
 				}
@@ -195,7 +188,10 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 			s.countDenial(nil, d, nil)
 			return s.denyQuery(errorResponse(d, "ERROR", s.log))
 		}
-		return s.withConn(kindSync, "", func(c *backend.Conn) { c.Frontend().Send(m) })
+		return s.withConn(kindSync, "", func(c *backend.Conn) {
+			s.tainted = true // a function by OID: the router cannot say what it did
+			c.Frontend().Send(m)
+		})
 	case *pgproto3.CopyData:
 		return s.withCopy(m, len(m.Data))
 	case *pgproto3.CopyDone, *pgproto3.CopyFail:
@@ -342,6 +338,7 @@ func (s *session) attachLocked(c *backend.Conn) {
 	s.obs = s.obs[:0]
 	s.obsLen.Store(0)
 	s.execSeq = 0
+	s.tainted = false
 	done := make(chan struct{})
 	s.readerDone = done
 	go s.relayBackend(c, done)
@@ -421,11 +418,9 @@ func (s *session) relayBackend(c *backend.Conn, done chan struct{}) {
 			}
 			s.mu.Unlock()
 		case *pgproto3.ParameterStatus:
-			s.mu.Lock()
-			if !s.discarding && tracked(m.Name) {
-				s.want[m.Name] = m.Value
+			if s.parameterStatus(m) {
+				out = nil
 			}
-			s.mu.Unlock()
 		case *pgproto3.CopyInResponse:
 			s.mu.Lock()
 			s.copyIn = true
@@ -469,6 +464,7 @@ func (s *session) discardedLocked(c *backend.Conn) {
 	clear(c.Applied)
 	c.UnnamedOwner = nil
 	s.discarding = true
+	clear(s.sqlPrepared)
 	s.want = maps.Clone(s.baseWant)
 	if s.pinned != pinSessionMode {
 		s.pinned = ""
@@ -509,6 +505,7 @@ func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool
 	quiet := s.inflight == 0 && !s.open
 	gone = s.clientGone
 	pinned := s.pinned != ""
+	tainted := s.tainted
 	detach := quiet && (gone || !pinned && m.TxStatus == 'I')
 	drain := quiet && m.TxStatus == 'I' && (s.drainReq || s.srv.isDraining())
 	if detach {
@@ -528,8 +525,8 @@ func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool
 		}
 		return false
 	}
-	if gone {
-		s.resetForReuse(c, pinned)
+	if gone || tainted {
+		s.resetForReuse(c, pinned || tainted)
 	}
 	c.Release()
 	if drain && !gone {

@@ -112,13 +112,21 @@ type session struct {
 	want       map[string]string // settings the client's backend must have
 	baseWant   map[string]string // want as of login (DISCARD ALL returns to it)
 	discarding bool              // a DISCARD ALL ran in this cycle
-	stmts      map[string]*stmt  // the client's named statements
-	unnamed    *stmt             // the client's unnamed statement
-	unnamedGen uint64
-	denials    []denial     // denials waiting for their marker's error
-	obs        []obsEntry   // statements the reader accounts, in answer order
-	obsLen     atomic.Int32 // len(obs), read by the reader without s.mu
-	execSeq    int          // Executes sent in the open cycle
+	// tainted: the attached backend ran something the router cannot vouch
+	// for (or settings the proxy replays changed on it): it is reset
+	// before it goes back to the pool.
+	tainted bool
+	// sqlPrepared are the names of SQL PREPAREs of a pinned session: the
+	// only statements besides its protocol ones it may DEALLOCATE, Bind,
+	// Describe or Close by name.
+	sqlPrepared map[string]bool
+	stmts       map[string]*stmt // the client's named statements
+	unnamed     *stmt            // the client's unnamed statement
+	unnamedGen  uint64
+	denials     []denial     // denials waiting for their marker's error
+	obs         []obsEntry   // statements the reader accounts, in answer order
+	obsLen      atomic.Int32 // len(obs), read by the reader without s.mu
+	execSeq     int          // Executes sent in the open cycle
 	// idleArmed is set while the idle-in-transaction read deadline (idle.go)
 	// is armed: since idleSince, for idleFor. Written with mu held.
 	idleArmed atomic.Bool
@@ -135,6 +143,8 @@ type session struct {
 	// delivered its last byte has also finished with the buffer.
 	bw       sync.Mutex
 	killOnce sync.Once
+	// unreadInput: the client was refused while it may still be sending.
+	unreadInput bool
 }
 
 func newSession(srv *Server, nc net.Conn) *session {
@@ -220,9 +230,29 @@ func (s *session) fail(err error, reason string) string {
 	}
 	s.wmu.Unlock()
 	s.writeClient(true, errorResponse(err, "FATAL", s.log))
+	if s.unreadInput {
+		s.lingerClose()
+	}
 	s.log.Debug("client refused", zap.String("reason", reason), zap.Error(err))
 	return reason
 }
+
+// lingerClose ends a refused connection whose client may still be sending
+// (a password message over the cap): closing a socket with unread input
+// resets it, and the client would see "connection reset" instead of the
+// FATAL error just written. So the proxy half-closes and reads what still
+// comes, bounded in bytes and time, before the caller closes.
+func (s *session) lingerClose() {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := s.nc.(closeWriter); ok {
+		cw.CloseWrite()
+	}
+	s.raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.CopyN(io.Discard, s.nc, maxLingerBytes)
+}
+
+// maxLingerBytes bounds what lingerClose reads from a refused client.
+const maxLingerBytes = 4 << 20
 
 func isNetErr(err error) bool {
 	var ne net.Error
@@ -318,6 +348,7 @@ func (s *session) authenticate() error {
 	if err != nil {
 		var tooLong *pgproto3.ExceededMaxBodyLenErr
 		if errors.As(err, &tooLong) {
+			s.unreadInput = true
 			s.srv.authAttempt(string(auth.ReasonTooLong))
 			return fatalf(pgerrcode.InvalidPassword, "password authentication failed for user %q: password message too long", s.start.user)
 		}
@@ -382,6 +413,10 @@ func (s *session) login() error {
 	if err := s.srv.checkDatabase(s.start.database); err != nil {
 		return err
 	}
+	unreplayed, err := s.checkStartupSettings()
+	if err != nil {
+		return err
+	}
 	b, named := s.srv.backends.Backend(s.start.database)
 	db := s.start.database
 	if named {
@@ -408,7 +443,9 @@ func (s *session) login() error {
 			params[k] = s.want[k]
 		}
 	}
-	for _, name := range replayedReported {
+	// Every reported setting a client can change is wanted at some value,
+	// so a backend another client left otherwise is put back.
+	for _, name := range clientReported {
 		if _, ok := s.want[name]; !ok {
 			s.want[name] = pl.params[name]
 		}
@@ -437,6 +474,12 @@ func (s *session) login() error {
 	if s.srv.backends.SessionMode(s.pool) {
 		s.mu.Lock()
 		s.pinned = pinSessionMode
+		s.mu.Unlock()
+	} else if unreplayed {
+		// A full token's startup settings the proxy does not replay stay
+		// on its backend, which no other client gets until it is reset.
+		s.mu.Lock()
+		s.pinLocked(string(router.PinSessionSet))
 		s.mu.Unlock()
 	}
 	return nil

@@ -43,18 +43,15 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 	}
 	s.setPortal(m.DestinationPortal, p)
 	return s.withConn(kindExtended, "", func(c *backend.Conn) {
-		switch {
-		case m.PreparedStatement == "" && s.unnamed == nil:
-			m.PreparedStatement = noSuchStatement
-		case m.PreparedStatement == "":
-			s.ensureUnnamedLocked(c)
-		case s.stmts[m.PreparedStatement] != nil:
-			st := s.stmts[m.PreparedStatement]
-			s.ensurePreparedLocked(c, st)
-			m.PreparedStatement = st.backendName
-		case s.id.Grants.Limited():
-			m.PreparedStatement = noSuchStatement
+		if st != nil && st.class != nil {
+			if st.class.Taints() {
+				s.tainted = true
+			}
+			if hasSets(st.class) {
+				s.noteSettingsLocked(st.class)
+			}
 		}
+		m.PreparedStatement = s.backendStatementLocked(c, m.PreparedStatement)
 		c.Frontend().Send(m)
 		for _, v := range m.Parameters {
 			s.pending += len(v)
@@ -74,23 +71,26 @@ func (s *session) handleParse(m *pgproto3.Parse) error {
 	st := newStmt(m, named)
 	st.class = s.srv.router.Classify(m.Query)
 	st.bindAuth = boundTargets(st.class)
-	if s.id.Grants.Limited() && !st.bindAuth {
-		filter, err := s.authorizeQuery(st.class)
-		if err != nil {
-			// A failed Parse leaves no statement behind, as in Postgres.
-			s.mu.Lock()
-			if named {
-				delete(s.stmts, m.Name)
-			} else {
-				s.unnamed = nil
-			}
-			s.mu.Unlock()
-			s.countDenial(st.class, err, nil)
-			return s.denyExtended(errorResponse(err, "ERROR", s.log))
-		}
-		st.filter = filter
+	err := s.checkStatement(st.class, true)
+	if err == nil && s.id.Grants.Limited() && !st.bindAuth {
+		st.filter, err = s.authorizeQuery(st.class)
 	}
-	pin := pinOf(st.class, m.Query)
+	if err == nil && named {
+		err = s.checkPreparedCaps(m.Name, len(m.Query))
+	}
+	if err != nil {
+		// A failed Parse leaves no statement behind, as in Postgres.
+		s.mu.Lock()
+		if named {
+			delete(s.stmts, m.Name)
+		} else {
+			s.unnamed = nil
+		}
+		s.mu.Unlock()
+		s.countDenial(st.class, err, nil)
+		return s.denyExtended(errorResponse(err, "ERROR", s.log))
+	}
+	pin := pinOf(st.class)
 	if named && pin == "" {
 		// Outside a transaction a named Parse needs no backend: the proxy
 		// answers it and prepares the statement where it is first used.
@@ -126,6 +126,23 @@ func (s *session) handleParse(m *pgproto3.Parse) error {
 	})
 }
 
+// checkStatement applies the rules that hold before the grants: for every
+// token SessionDenial; for grant-limited tokens the statement_timeout
+// bound and its resets (extended says the statement may run later, inside
+// a transaction).
+func (s *session) checkStatement(cls *router.Statement, extended bool) error {
+	if d := router.SessionDenial(cls); d != nil {
+		return d
+	}
+	if !s.id.Grants.Limited() || !hasSets(cls) {
+		return nil
+	}
+	if why := s.limitedSetDenial(cls, extended || s.attached()); why != "" {
+		return &router.Denial{Kind: router.KindSet, Reason: "kind_not_allowed", Detail: why}
+	}
+	return nil
+}
+
 func (s *session) handleQuery(m *pgproto3.Query) error {
 	// A simple Query inside an extended-protocol sequence not yet ended by
 	// Sync is skipped by Postgres when an earlier message of the sequence
@@ -139,62 +156,41 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 	}
 	cls := s.srv.router.Classify(m.String)
 	var filter bool
-	if s.id.Grants.Limited() {
-		if len(cls.Parts) == 1 && cls.Parts[0].Kind == router.KindCreateExtension && !s.attached() {
+	err := s.checkStatement(cls, false)
+	if err == nil && s.id.Grants.Limited() {
+		if p := single(cls); p != nil && p.Kind == router.KindCreateExtension && !s.attached() {
 			return s.writeClient(true, createExtensionNoop()...)
 		}
-		var err error
-		if filter, err = s.authorizeQuery(cls); err != nil {
-			s.countDenial(cls, err, nil)
-			return s.denyQuery(errorResponse(err, "ERROR", s.log))
-		}
+		filter, err = s.authorizeQuery(cls)
+	}
+	if err != nil {
+		s.countDenial(cls, err, nil)
+		return s.denyQuery(errorResponse(err, "ERROR", s.log))
 	}
 	var start time.Time
 	observed := filter || hasCalls(cls)
 	if observed {
 		start = time.Now()
 	}
-	sc := interceptOf(cls, m.String)
-	pin := pinOf(cls, m.String)
-	query := m.String
-	var dealloc *stmt
-	switch sc.intercept {
-	case interceptDeallocate, interceptDeallocateAll:
-		s.mu.Lock()
-		if sc.intercept == interceptDeallocate {
-			dealloc = s.stmts[sc.name]
-			delete(s.stmts, sc.name)
-		} else {
-			clear(s.stmts)
+	var it intercept
+	if p := single(cls); p != nil {
+		var handled bool
+		if it, handled, err = s.interceptQuery(p); handled {
+			return err
 		}
-		attached := s.conn != nil
-		s.mu.Unlock()
-		if sc.intercept == interceptDeallocate && dealloc == nil {
-			break // not a protocol statement of ours: Postgres answers
-		}
-		if !attached {
-			tag := "DEALLOCATE"
-			if sc.intercept == interceptDeallocateAll {
-				tag = "DEALLOCATE ALL"
-			}
-			return s.writeClient(true, &pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
-		}
-		if dealloc != nil {
-			query = "DEALLOCATE " + dealloc.backendName
-		}
-	case interceptDiscardAll:
-		s.mu.Lock()
-		clear(s.stmts)
-		s.unnamed = nil
-		s.mu.Unlock()
 	}
-	return s.withConn(kindQuery, pin, func(c *backend.Conn) {
-		switch {
-		case dealloc != nil:
-			s.ensurePreparedLocked(c, dealloc)
-			c.Stmts.Remove(dealloc.backendName)
-		case sc.intercept == interceptDeallocateAll:
-			c.Stmts.Clear()
+	query := m.String
+	if it.query != "" {
+		query = it.query
+	}
+	return s.withConn(kindQuery, pinOf(cls), func(c *backend.Conn) {
+		it.apply(s, c)
+		s.notePrepareLocked(cls)
+		if cls.Taints() {
+			s.tainted = true
+		}
+		if hasSets(cls) {
+			s.noteSettingsLocked(cls)
 		}
 		if observed {
 			s.pushObsLocked(obsEntry{cycle: s.cycle, simple: true, start: start,

@@ -44,7 +44,8 @@ type Decision struct {
 }
 
 // Authorize checks a classified statement against the identity's grants.
-// A token without grants may run anything (its role's privileges limit it).
+// A token without grants may run anything its role may (its role's
+// privileges limit it); SessionDenial holds for every token.
 func Authorize(id auth.Identity, st *Statement, params Params) (Decision, error) {
 	var dec Decision
 	g := id.Grants
@@ -56,31 +57,105 @@ func Authorize(id auth.Identity, st *Statement, params Params) (Decision, error)
 		if p.Uncertain != "" {
 			return dec, &Denial{Kind: p.Kind, Reason: "uncertain", Detail: p.Uncertain + "; grant-limited tokens may only run statements the router can vouch for"}
 		}
-		switch p.Kind {
-		case KindEmpty, KindTransaction, KindSet, KindShow, KindDiscard, KindDeallocate, KindClose,
-			KindUnlisten, KindConstant, KindCatalog, KindCreateExtension, KindAdvisoryUnlockAll:
-			continue
-		case KindListen:
-			queue, ok := NotifyChannelQueue(p.Channel)
-			if !ok {
-				return dec, &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: "only a queue's insert-notification channel pgmq.q_<queue>.INSERT may be listened to"}
-			}
-			if !g.Allows(auth.OpRead, queue) {
-				return dec, &Denial{Kind: p.Kind, Queue: queue, Op: OpRead, Reason: "missing_grant"}
-			}
-		case KindPgmq:
-			for _, c := range p.Calls {
-				filter, err := authorizeCall(g, p.Kind, c, params)
-				if err != nil {
-					return dec, err
-				}
-				dec.FilterListing = dec.FilterListing || filter
-			}
-		default:
-			return dec, &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: "grant-limited tokens may only call pgmq functions"}
+		if err := authorizePart(g, p, params, &dec); err != nil {
+			return dec, err
 		}
 	}
 	return dec, nil
+}
+
+func authorizePart(g *auth.Grants, p *Part, params Params, dec *Decision) error {
+	switch p.Kind {
+	case KindEmpty, KindTransaction, KindDiscard, KindDeallocate, KindClose, KindUnlisten,
+		KindCreateExtension, KindAdvisoryUnlockAll:
+		return nil
+	case KindSet:
+		if why := limitedSetDenial(p); why != "" {
+			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: why}
+		}
+		return nil
+	case KindShow:
+		if !Readable(p.Setting) {
+			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: "grant-limited tokens may not read setting " + p.Setting}
+		}
+		return nil
+	case KindConstant, KindCatalog:
+		if why := limitedReadDenial(p); why != "" {
+			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: why}
+		}
+		return nil
+	case KindListen:
+		queue, ok := NotifyChannelQueue(p.Channel)
+		if !ok {
+			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: "only a queue's insert-notification channel pgmq.q_<queue>.INSERT may be listened to"}
+		}
+		if !g.Allows(auth.OpRead, queue) {
+			return &Denial{Kind: p.Kind, Queue: queue, Op: OpRead, Reason: "missing_grant"}
+		}
+		return nil
+	case KindPgmq:
+		if why := limitedReadDenial(p); why != "" {
+			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: why}
+		}
+		for _, c := range p.Calls {
+			filter, err := authorizeCall(g, p.Kind, c, params)
+			if err != nil {
+				return err
+			}
+			dec.FilterListing = dec.FilterListing || filter
+		}
+		return nil
+	}
+	return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: "grant-limited tokens may only call pgmq functions"}
+}
+
+// limitedSetDenial checks a SET or RESET of a grant-limited token.
+func limitedSetDenial(p *Part) string {
+	if p.Setting == "" || p.Local && p.Setting == "transaction" {
+		return "" // RESET ALL (the proxy answers it) and SET TRANSACTION
+	}
+	if !Replayed(p.Setting) {
+		return "grant-limited tokens may only change " + allowedSettingsText
+	}
+	if p.Reset {
+		return ""
+	}
+	if !p.ValuesKnown {
+		return "SET " + p.Setting + " with a value that is not a constant"
+	}
+	if p.Setting == "search_path" {
+		return searchPathDenial(p.Values)
+	}
+	return SettingDenial(p.Setting, p.Value(), true)
+}
+
+// SessionDenial checks what holds for every token, limited or not: the
+// settings that keep the router reading what the server reads, no role
+// change, and DEALLOCATE only as a statement of its own (the proxy answers
+// it on the client's own statements).
+func SessionDenial(st *Statement) *Denial {
+	for i := range st.Parts {
+		p := &st.Parts[i]
+		if p.Setting == "role" || p.Setting == "session_authorization" {
+			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: "SET " + strings.ToUpper(p.Setting) +
+				" would change the session's role; the token decides the role"}
+		}
+		if p.Kind == KindSet && !p.Reset && p.ValuesKnown {
+			if why := SettingDenial(p.Setting, p.Value(), false); why != "" {
+				return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: why}
+			}
+		}
+		for _, sc := range p.SetConfigs {
+			if why := SettingDenial(sc[0], sc[1], false); sc[0] != "" && why != "" {
+				return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: why}
+			}
+		}
+		if p.Kind == KindDeallocate && len(st.Parts) > 1 {
+			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed",
+				Detail: "DEALLOCATE must be sent as a statement of its own: the proxy answers it on the client's own statements"}
+		}
+	}
+	return nil
 }
 
 func authorizeCall(g *auth.Grants, kind Kind, c Call, params Params) (filter bool, err error) {
@@ -106,12 +181,9 @@ func authorizeCall(g *auth.Grants, kind Kind, c Call, params Params) (filter boo
 		}
 		return true, nil
 	}
-	name, ok := c.Target.Literal, !c.Target.Null
-	if c.Target.Param > 0 {
-		name, ok = params(c.Target.Param)
-	}
-	if !ok {
-		return false, &Denial{Kind: kind, Op: c.Op, Reason: "uncertain", Detail: "the queue name of pgmq." + c.Function + " is NULL or not bound"}
+	name, err := resolveName(kind, c, c.Target, params)
+	if err != nil {
+		return false, err
 	}
 	if c.Scope == ScopeTopic {
 		if !g.AllowsTopic(name) {
@@ -122,7 +194,37 @@ func authorizeCall(g *auth.Grants, kind Kind, c Call, params Params) (filter boo
 	if !g.Allows(op, name) {
 		return false, &Denial{Kind: kind, Queue: name, Op: c.Op, Reason: "missing_grant"}
 	}
+	if c.Function == "bind_topic" {
+		pattern, err := resolveName(kind, c, c.Pattern, params)
+		if err != nil {
+			return false, err
+		}
+		if !g.AllowsTopicPattern(pattern) {
+			return false, &Denial{Kind: kind, Queue: pattern, Op: OpRead, Reason: "missing_grant",
+				Detail: "bind_topic delivers every message sent under the pattern's routing keys: it needs read on topics covering the pattern"}
+		}
+	}
 	return false, nil
+}
+
+// resolveName is the literal or bound value of a queue, routing key or
+// pattern argument. Only ASCII names are compared: Postgres folds the case
+// of other characters by its collation, the grant check by Unicode rules.
+func resolveName(kind Kind, c Call, a Arg, params Params) (string, error) {
+	name, ok := a.Literal, !a.Null
+	if a.Param > 0 {
+		name, ok = params(a.Param)
+	}
+	if !ok {
+		return "", &Denial{Kind: kind, Op: c.Op, Reason: "uncertain", Detail: "the queue name of pgmq." + c.Function + " is NULL or not bound"}
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			return "", &Denial{Kind: kind, Op: c.Op, Reason: "uncertain",
+				Detail: "the name given to pgmq." + c.Function + " is not ASCII; grant-limited tokens use ASCII queue names, which Postgres and the grant check fold alike"}
+		}
+	}
+	return name, nil
 }
 
 // NotifyChannelQueue returns the queue of a pgmq insert-notification channel

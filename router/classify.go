@@ -5,16 +5,7 @@ import (
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
-	"google.golang.org/protobuf/reflect/protoreflect"
 )
-
-// TrackedSettings are the session settings the proxy replays on every
-// backend it checks out, so setting them does not pin a client.
-var TrackedSettings = setOf("application_name", "client_encoding", "datestyle", "timezone",
-	"intervalstyle", "standard_conforming_strings", "search_path", "extra_float_digits")
-
-// forbiddenSettings change who the session is: never allowed under grants.
-var forbiddenSettings = setOf("role", "session_authorization")
 
 // cursorOptHold is CURSOR_OPT_HOLD from Postgres' parsenodes.h.
 const cursorOptHold = 0x0020
@@ -24,7 +15,11 @@ const cursorOptHold = 0x0020
 func Classify(sql string) *Statement {
 	tree, err := pg_query.Parse(sql)
 	if err != nil {
-		return &Statement{ParseError: err.Error(), Parts: []Part{{Kind: KindOther, Uncertain: "the statement does not parse", Pin: PinParseFailures}}}
+		// Postgres refuses it too, as a rule; where its grammar and the
+		// parser's differ the router cannot say what ran, so the backend
+		// is reset after it.
+		return &Statement{ParseError: err.Error(), Parts: []Part{{Kind: KindOther,
+			Uncertain: "the statement does not parse", Taints: true}}}
 	}
 	st := &Statement{}
 	if len(tree.Stmts) == 0 {
@@ -37,20 +32,38 @@ func Classify(sql string) *Statement {
 	return st
 }
 
+// classifyStmt names the statement's kind, then walks its whole tree for
+// what any kind of statement may carry: function calls, relations, casts.
 func classifyStmt(n *pg_query.Node) Part {
+	p := kindOf(n)
+	sc := newTreeScan(&p)
+	sc.walkTree(n)
+	if s := n.GetSelectStmt(); s != nil {
+		p.Kind = sc.selectKind()
+	}
+	return p
+}
+
+// kindOf is the part as far as the statement's own type tells.
+func kindOf(n *pg_query.Node) Part {
 	switch s := n.Node.(type) {
 	case *pg_query.Node_TransactionStmt:
+		switch s.TransactionStmt.Kind {
+		case pg_query.TransactionStmtKind_TRANS_STMT_PREPARE, pg_query.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED,
+			pg_query.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
+			return Part{Kind: KindOther, Uncertain: "two-phase commit is not a queue operation"}
+		}
 		return Part{Kind: KindTransaction}
 	case *pg_query.Node_VariableSetStmt:
 		return classifySet(s.VariableSetStmt)
 	case *pg_query.Node_VariableShowStmt:
 		return Part{Kind: KindShow, Setting: strings.ToLower(s.VariableShowStmt.Name)}
 	case *pg_query.Node_DiscardStmt:
-		return Part{Kind: KindDiscard}
+		return Part{Kind: KindDiscard, Name: discardTargets[s.DiscardStmt.Target]}
 	case *pg_query.Node_DeallocateStmt:
-		return Part{Kind: KindDeallocate}
+		return Part{Kind: KindDeallocate, Name: s.DeallocateStmt.Name}
 	case *pg_query.Node_ClosePortalStmt:
-		return Part{Kind: KindClose}
+		return Part{Kind: KindClose, Name: s.ClosePortalStmt.Portalname}
 	case *pg_query.Node_ListenStmt:
 		return Part{Kind: KindListen, Channel: s.ListenStmt.Conditionname, Pin: PinListen}
 	case *pg_query.Node_UnlistenStmt:
@@ -66,33 +79,34 @@ func classifyStmt(n *pg_query.Node) Part {
 		}
 		return Part{Kind: KindOther, Uncertain: "CREATE EXTENSION other than CREATE EXTENSION IF NOT EXISTS pgmq"}
 	case *pg_query.Node_SelectStmt:
-		return classifySelect(s.SelectStmt)
+		return Part{Kind: KindConstant}
 	case *pg_query.Node_PrepareStmt:
-		return Part{Kind: KindOther, Uncertain: "SQL PREPARE", Pin: PinSQLPrepare}
+		return Part{Kind: KindOther, Uncertain: "SQL PREPARE", Pin: PinSQLPrepare, Name: s.PrepareStmt.Name}
 	case *pg_query.Node_DeclareCursorStmt:
 		p := Part{Kind: KindOther, Uncertain: "DECLARE CURSOR"}
 		if s.DeclareCursorStmt.Options&cursorOptHold != 0 {
 			p.Pin = PinHoldCursor
 		}
 		return p
+	case *pg_query.Node_DoStmt:
+		return Part{Kind: KindOther, Uncertain: "DO runs code the router cannot read", Taints: true}
+	case *pg_query.Node_CallStmt:
+		return Part{Kind: KindOther, Uncertain: "CALL runs a procedure the router cannot read", Taints: true}
+	case *pg_query.Node_LoadStmt:
+		return Part{Kind: KindOther, Uncertain: "LOAD changes the session", Pin: PinSessionSet}
 	case *pg_query.Node_CreateStmt:
-		p := Part{Kind: KindOther, Uncertain: "CREATE TABLE"}
-		// A temporary table dropped at commit does not outlive the
-		// transaction, so it does not pin.
-		if rel := s.CreateStmt.Relation; rel != nil && rel.Relpersistence == "t" &&
-			s.CreateStmt.Oncommit != pg_query.OnCommitAction_ONCOMMIT_DROP {
-			p.Pin = PinTempTable
-		}
-		return p
+		return Part{Kind: KindOther, Uncertain: "CREATE TABLE is not a queue operation"}
 	case *pg_query.Node_CreateTableAsStmt:
-		p := Part{Kind: KindOther, Uncertain: "CREATE TABLE AS"}
-		if into := s.CreateTableAsStmt.Into; into != nil && into.Rel != nil && into.Rel.Relpersistence == "t" &&
-			into.OnCommit != pg_query.OnCommitAction_ONCOMMIT_DROP {
-			p.Pin = PinTempTable
-		}
-		return p
+		return Part{Kind: KindOther, Uncertain: "CREATE TABLE AS is not a queue operation"}
+	case *pg_query.Node_NotifyStmt:
+		return Part{Kind: KindOther, Uncertain: "NOTIFY is not a queue operation"}
 	}
 	return Part{Kind: KindOther, Uncertain: stmtName(n) + " is not a queue operation"}
+}
+
+var discardTargets = map[pg_query.DiscardMode]string{
+	pg_query.DiscardMode_DISCARD_ALL: "all", pg_query.DiscardMode_DISCARD_PLANS: "plans",
+	pg_query.DiscardMode_DISCARD_SEQUENCES: "sequences", pg_query.DiscardMode_DISCARD_TEMP: "temp",
 }
 
 // stmtName turns Node_InsertStmt into "INSERT".
@@ -112,256 +126,98 @@ func onlyCascadeOption(opts []*pg_query.Node) bool {
 	return true
 }
 
+// classifySet reads SET, RESET and SET TRANSACTION. Whether a SET pins is
+// the proxy's decision (it knows which settings it replays); the router
+// gives the name, the scope and the values.
 func classifySet(s *pg_query.VariableSetStmt) Part {
 	name := strings.ToLower(s.Name)
 	p := Part{Kind: KindSet, Setting: name, Local: s.IsLocal}
-	if forbiddenSettings[name] {
-		p.Kind = KindOther
-		p.Uncertain = "SET " + strings.ToUpper(name) + " changes the session's role"
-		return p
-	}
 	switch s.Kind {
 	case pg_query.VariableSetKind_VAR_SET_MULTI: // SET TRANSACTION ..., SET SESSION CHARACTERISTICS
-		if strings.HasPrefix(name, "transaction") {
+		if name == "transaction" {
+			p.Local = true // it lasts until the transaction ends
 			return p
 		}
+		p.Uncertain = "SET " + strings.ToUpper(name) + " is not a setting the proxy replays"
 		p.Pin = PinSessionSet
 		return p
 	case pg_query.VariableSetKind_VAR_RESET_ALL:
 		p.Setting = ""
+		p.Reset = true
 		return p
-	}
-	if !s.IsLocal && !TrackedSettings[name] {
+	case pg_query.VariableSetKind_VAR_RESET, pg_query.VariableSetKind_VAR_SET_DEFAULT:
+		p.Reset = true
+	case pg_query.VariableSetKind_VAR_SET_CURRENT:
+		p.Uncertain = "SET ... FROM CURRENT"
 		p.Pin = PinSessionSet
+		return p
+	case pg_query.VariableSetKind_VAR_SET_VALUE:
+		p.Values, p.ValuesKnown = setValues(s.Args)
+	}
+	if name == "role" || name == "session_authorization" {
+		p.Kind = KindOther
+		p.Uncertain = "SET " + strings.ToUpper(name) + " changes the session's role"
 	}
 	return p
 }
 
-// selectScan gathers what a SELECT touches.
-type selectScan struct {
-	part          Part
-	ctes          map[string]bool
-	catalog       bool
-	pgmq          bool // a pgmq function is called, even if uncertainly
-	unlockAllOnly bool
-	otherFuncs    int
+// setValues renders SET's arguments as set_config would take them: a list
+// joined with ", ", identifiers quoted where Postgres would need it. ok is
+// false for anything but constants (SET TIME ZONE INTERVAL ...).
+func setValues(args []*pg_query.Node) (vals []string, ok bool) {
+	for _, a := range args {
+		c := a.GetAConst()
+		if c == nil || c.Isnull {
+			return nil, false
+		}
+		switch {
+		case c.GetSval() != nil:
+			vals = append(vals, c.GetSval().Sval)
+		case c.GetIval() != nil:
+			vals = append(vals, fmt.Sprint(c.GetIval().Ival))
+		case c.GetFval() != nil:
+			vals = append(vals, c.GetFval().Fval)
+		case c.GetBoolval() != nil:
+			vals = append(vals, fmt.Sprint(c.GetBoolval().Boolval))
+		default:
+			return nil, false
+		}
+	}
+	return vals, len(vals) > 0
 }
 
-func classifySelect(sel *pg_query.SelectStmt) Part {
-	sc := &selectScan{ctes: map[string]bool{}}
-	// CTE names first, so references to them are not mistaken for tables.
-	walk(sel.ProtoReflect(), func(m protoreflect.Message) bool {
-		if cte, ok := m.Interface().(*pg_query.CommonTableExpr); ok {
-			sc.ctes[strings.ToLower(cte.Ctename)] = true
-		}
-		return true
-	})
-	walk(sel.ProtoReflect(), sc.visit)
-	p := sc.part
-	switch {
-	case sc.pgmq:
-		p.Kind = KindPgmq
-	case sc.catalog:
-		p.Kind = KindCatalog
-	case sc.unlockAllOnly && sc.otherFuncs == 0:
-		p.Kind = KindAdvisoryUnlockAll
-	default:
-		p.Kind = KindConstant
+// Value is the SET's value as one set_config string: list settings
+// (search_path) joined with ", " and quoted as identifiers where needed.
+func (p *Part) Value() string {
+	if len(p.Values) == 1 && p.Setting != "search_path" {
+		return p.Values[0]
 	}
-	return p
+	var b strings.Builder
+	for i, v := range p.Values {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if p.Setting == "search_path" {
+			b.WriteString(quoteIdent(v))
+		} else {
+			b.WriteString(v)
+		}
+	}
+	return b.String()
 }
 
-func (sc *selectScan) uncertain(format string, args ...any) {
-	if sc.part.Uncertain == "" {
-		sc.part.Uncertain = fmt.Sprintf(format, args...)
-	}
-}
-
-func (sc *selectScan) visit(m protoreflect.Message) bool {
-	switch n := m.Interface().(type) {
-	case *pg_query.FuncCall:
-		sc.funcCall(n)
-	case *pg_query.RangeVar:
-		sc.rangeVar(n)
-	case *pg_query.IntoClause:
-		sc.uncertain("SELECT INTO creates a table")
-	case *pg_query.LockingClause:
-		sc.uncertain("SELECT ... FOR UPDATE/SHARE locks rows")
-	case *pg_query.InsertStmt, *pg_query.UpdateStmt, *pg_query.DeleteStmt, *pg_query.MergeStmt:
-		sc.uncertain("a data-modifying WITH clause")
-	}
-	return true
-}
-
-func (sc *selectScan) funcCall(fc *pg_query.FuncCall) {
-	schema, name := funcName(fc)
-	spec, isPgmq := pgmqFunctions[name]
-	if schema == "pgmq" || (schema == "" && isPgmq) {
-		if !isPgmq {
-			sc.uncertain("pgmq.%s is internal to pgmq", name)
-			return
-		}
-		sc.pgmqCall(name, spec, fc)
-		return
-	}
-	if schema != "" && schema != "pg_catalog" {
-		sc.uncertain("calls %s.%s, which may do anything", schema, name)
-		return
-	}
-	switch name {
-	case "pg_advisory_unlock_all":
-		sc.unlockAllOnly = true
-		return
-	case "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared":
-		sc.part.Pin = PinAdvisoryLock
-		sc.uncertain("%s takes a session lock", name)
-		return
-	case "set_config":
-		// set_config(name, value, true) lasts until the transaction ends;
-		// only a literal true is certain to.
-		if !literalTrue(fc.Args, 2) {
-			sc.part.Pin = PinSessionSet
-		}
-		sc.uncertain("set_config changes settings at run time")
-		return
-	}
-	if !safeFunctions[name] {
-		sc.uncertain("calls %s, which may do anything", name)
-		return
-	}
-	sc.otherFuncs++
-}
-
-// literalTrue reports whether argument i is the boolean literal true.
-func literalTrue(args []*pg_query.Node, i int) bool {
-	if i >= len(args) {
-		return false
-	}
-	n := args[i]
-	for tc := n.GetTypeCast(); tc != nil; tc = n.GetTypeCast() {
-		n = tc.Arg
-	}
-	c := n.GetAConst()
-	return c != nil && c.GetBoolval() != nil && c.GetBoolval().Boolval
-}
-
-func funcName(fc *pg_query.FuncCall) (schema, name string) {
-	var parts []string
-	for _, n := range fc.Funcname {
-		parts = append(parts, n.GetString_().GetSval())
-	}
-	switch len(parts) {
-	case 0:
-		return "", ""
-	case 1:
-		return "", parts[0]
-	}
-	return parts[len(parts)-2], parts[len(parts)-1]
-}
-
-func (sc *selectScan) pgmqCall(name string, spec fnSpec, fc *pg_query.FuncCall) {
-	sc.pgmq = true
-	call := Call{Function: name, Op: spec.op, Scope: spec.scope}
-	var positional []*pg_query.Node
-	named := map[string]*pg_query.Node{}
-	for _, a := range fc.Args {
-		if na := a.GetNamedArgExpr(); na != nil {
-			named[na.Name] = na.Arg
-			continue
-		}
-		positional = append(positional, a)
-	}
-	if name == "list_topic_bindings" && len(fc.Args) > 0 {
-		spec = fnSpec{op: OpList, scope: ScopeQueue, arg: "queue_name"}
-		call.Scope = ScopeQueue
-	}
-	if spec.scope == ScopeQueue || spec.scope == ScopeTopic {
-		node := named[spec.arg]
-		if node == nil && spec.pos < len(positional) {
-			node = positional[spec.pos]
-		}
-		if node == nil {
-			sc.uncertain("pgmq.%s without its %s argument", name, spec.arg)
-			return
-		}
-		arg, ok := argValue(node)
-		if !ok {
-			sc.uncertain("the %s of pgmq.%s is computed at run time", spec.arg, name)
-			return
-		}
-		call.Target = arg
-	}
-	if spec.msg != "" {
-		node := named[spec.msg]
-		if node == nil && len(positional) > 1 {
-			node = positional[1]
-		}
-		if node != nil {
-			if m, ok := argValue(node); ok && !m.Null {
-				call.Message = m
-			}
-		}
-	}
-	sc.part.Calls = append(sc.part.Calls, call)
-}
-
-// argValue accepts a string literal, NULL or a parameter, under any casts.
-func argValue(n *pg_query.Node) (Arg, bool) {
-	for {
-		tc := n.GetTypeCast()
-		if tc == nil {
+// quoteIdent quotes a name unless it is a plain lower-case identifier.
+func quoteIdent(s string) string {
+	plain := s != ""
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c == '_' || i > 0 && (c >= '0' && c <= '9' || c == '$')) {
+			plain = false
 			break
 		}
-		n = tc.Arg
 	}
-	if p := n.GetParamRef(); p != nil {
-		return Arg{Param: int(p.Number)}, p.Number > 0
+	if plain {
+		return s
 	}
-	if c := n.GetAConst(); c != nil {
-		if c.Isnull {
-			return Arg{Null: true}, true
-		}
-		if s := c.GetSval(); s != nil {
-			return Arg{Literal: s.Sval}, true
-		}
-	}
-	return Arg{}, false
-}
-
-func (sc *selectScan) rangeVar(rv *pg_query.RangeVar) {
-	schema, rel := strings.ToLower(rv.Schemaname), strings.ToLower(rv.Relname)
-	switch {
-	case schema == "" && sc.ctes[rel]:
-	case schema == "pg_catalog" || schema == "information_schema" || (schema == "" && strings.HasPrefix(rel, "pg_")):
-		sc.catalog = true
-	case schema == "pgmq":
-		sc.uncertain("reads the pgmq table %s directly", rel)
-	default:
-		name := rel
-		if schema != "" {
-			name = schema + "." + rel
-		}
-		sc.uncertain("reads table %s", name)
-	}
-}
-
-// walk visits every message of a parse tree, depth first.
-func walk(m protoreflect.Message, visit func(protoreflect.Message) bool) {
-	if !visit(m) {
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil || fd.IsMap() {
-			return true
-		}
-		if fd.IsList() {
-			l := v.List()
-			for i := 0; i < l.Len(); i++ {
-				walk(l.Get(i).Message(), visit)
-			}
-			return true
-		}
-		walk(v.Message(), visit)
-		return true
-	})
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }

@@ -39,6 +39,9 @@ type fnSpec struct {
 	arg   string // name of the argument holding the queue or routing key
 	pos   int    // its position (0-based)
 	msg   string // name of the message argument of the send functions (position 1)
+	// pattern names bind_topic's topic pattern argument (position 0): its
+	// topics must be readable.
+	pattern string
 }
 
 func queueFn(op Op) fnSpec { return fnSpec{op: op, scope: ScopeQueue, arg: "queue_name"} }
@@ -70,7 +73,7 @@ var pgmqFunctions = map[string]fnSpec{
 	"disable_notify_insert":        queueFn(OpCreate),
 	"update_notify_insert":         queueFn(OpCreate),
 	"convert_archive_partitioned":  {op: OpCreate, scope: ScopeQueue, arg: "table_name"},
-	"bind_topic":                   {op: OpCreate, scope: ScopeQueue, arg: "queue_name", pos: 1},
+	"bind_topic":                   {op: OpCreate, scope: ScopeQueue, arg: "queue_name", pos: 1, pattern: "pattern"},
 	"unbind_topic":                 {op: OpCreate, scope: ScopeQueue, arg: "queue_name", pos: 1},
 	"drop_queue":                   queueFn(OpDrop),
 	"purge_queue":                  queueFn(OpDrop),
@@ -92,11 +95,14 @@ var pgmqFunctions = map[string]fnSpec{
 	"list_topic_bindings": {op: OpList, scope: ScopeListing},
 }
 
-// safeFunctions are built-in functions without side effects that drivers,
-// consoles and constant SELECTs use. A function not listed here (and not a
-// pgmq function) makes a statement uncertain for grant-limited tokens: it
-// could wrap pgmq or run SQL of its own (query_to_xml, dblink, set_config).
-var safeFunctions = setOf(
+// vouchedFunctions are built-in functions without side effects that
+// drivers, consoles and constant SELECTs use. A function not listed here
+// (and not a pgmq function) makes a statement uncertain for grant-limited
+// tokens, and makes the proxy reset the backend after any token ran it: it
+// could wrap pgmq, run SQL of its own (query_to_xml, dblink) or change the
+// session (set_config). Grant-limited tokens may call only the smaller
+// limitedFunctions.
+var vouchedFunctions = setOf(
 	// session and server facts
 	"version", "current_setting", "current_user", "session_user", "current_role", "user",
 	"current_database", "current_catalog", "current_schema", "current_schemas", "pg_backend_pid",

@@ -1,5 +1,7 @@
 package router
 
+import "slices"
+
 // Kind is what one SQL statement is, as far as grants care.
 type Kind uint8
 
@@ -53,6 +55,8 @@ type Call struct {
 	// Message is the msg (or msgs) argument of the send functions, for
 	// message-size metrics; zero when there is none or it is an expression.
 	Message Arg
+	// Pattern is bind_topic's topic pattern, whose topics must be readable.
+	Pattern Arg
 }
 
 // PinCause is session state that cannot survive a transaction boundary, so
@@ -61,15 +65,19 @@ type PinCause string
 
 // Pin causes, used as metric labels.
 const (
-	PinListen        PinCause = "listen"
-	PinSessionSet    PinCause = "session_set"
-	PinTempTable     PinCause = "temp_table"
-	PinAdvisoryLock  PinCause = "advisory_lock"
-	PinSQLPrepare    PinCause = "sql_prepare"
-	PinHoldCursor    PinCause = "hold_cursor"
-	PinUnclassified  PinCause = "unclassified"
-	PinParseFailures PinCause = "parse_error"
+	PinListen       PinCause = "listen"
+	PinSessionSet   PinCause = "session_set"
+	PinTempTable    PinCause = "temp_table"
+	PinAdvisoryLock PinCause = "advisory_lock"
+	PinSQLPrepare   PinCause = "sql_prepare"
+	PinHoldCursor   PinCause = "hold_cursor"
+	PinSessionMode  PinCause = "session_mode" // the pool runs in session mode
 )
+
+// PinCauses lists every pin cause (metric label values).
+func PinCauses() []PinCause {
+	return []PinCause{PinListen, PinSessionSet, PinTempTable, PinAdvisoryLock, PinSQLPrepare, PinHoldCursor, PinSessionMode}
+}
 
 // Part is one statement of a (possibly multi-statement) query string.
 type Part struct {
@@ -81,12 +89,36 @@ type Part struct {
 	Uncertain string
 	// Setting is the name for SET/RESET/SHOW ("" for RESET ALL).
 	Setting string
-	// Local is true for SET LOCAL.
+	// Local is true for SET LOCAL and SET TRANSACTION.
 	Local bool
+	// Reset is true for RESET and SET ... TO DEFAULT.
+	Reset bool
+	// Values are SET's constant arguments; ValuesKnown is false when SET
+	// has an argument that is not a constant.
+	Values      []string
+	ValuesKnown bool
+	// Name is the statement named by DEALLOCATE, PREPARE or CLOSE ("" for
+	// ALL), or DISCARD's target (all, plans, sequences, temp).
+	Name string
 	// Channel is the LISTEN/UNLISTEN channel ("*" for UNLISTEN *).
 	Channel string
 	// Pin is set when the statement creates session state.
 	Pin PinCause
+	// Taints is set when the statement may leave session state the router
+	// cannot name (DO, CALL, functions that are not vouched for, text that
+	// does not parse): the backend is reset before another client gets it.
+	Taints bool
+	// Funcs are the built-in functions called (other than pgmq's),
+	// Relations the catalogs read, SettingReads the settings read with
+	// current_setting ("" when the name is not a literal), SetConfigs the
+	// (name, value) pairs of set_config calls ("" names when not literal).
+	Funcs        []string
+	Relations    []string
+	SettingReads []string
+	SetConfigs   [][2]string
+	// RegCast is set when a value is cast to a reg* type (an object lookup
+	// by name).
+	RegCast bool
 }
 
 // Statement is the classification of one query string.
@@ -116,22 +148,23 @@ func (s *Statement) Calls() []Call {
 	return out
 }
 
-// Pins returns the pin causes of the statement's parts, without duplicates.
-func (s *Statement) Pins() []PinCause {
-	var out []PinCause
+// Taints reports whether some part may leave state the router cannot name.
+func (s *Statement) Taints() bool {
 	for i := range s.Parts {
-		if p := s.Parts[i].Pin; p != "" && !containsPin(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func containsPin(ps []PinCause, p PinCause) bool {
-	for _, x := range ps {
-		if x == p {
+		if s.Parts[i].Taints {
 			return true
 		}
 	}
 	return false
+}
+
+// Pins returns the pin causes of the statement's parts, without duplicates.
+func (s *Statement) Pins() []PinCause {
+	var out []PinCause
+	for i := range s.Parts {
+		if p := s.Parts[i].Pin; p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

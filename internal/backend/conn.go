@@ -306,6 +306,11 @@ func dial(ctx context.Context, b configs.BackendConfig, key Key, pw password, ma
 	if p != "" {
 		cfg.Password = p
 	}
+	// Startup values beat role and database defaults (ALTER ROLE ... SET),
+	// and DISCARD ALL returns to them: whatever a client stored there, a
+	// backend starts reading statements as the proxy's router does.
+	cfg.RuntimeParams["standard_conforming_strings"] = "on"
+	cfg.RuntimeParams["client_encoding"] = "UTF8"
 	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, &ConnectError{Key: key, Err: err}

@@ -6,52 +6,9 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgproto3"
-)
 
-func TestScanSQL(t *testing.T) {
-	for _, tc := range []struct {
-		sql, pin  string
-		intercept interceptKind
-		name      string
-	}{
-		{"SELECT 1", "", interceptNone, ""},
-		{"listen foo", pinListen, interceptNone, ""},
-		{"SELECT 1; LISTEN x", pinListen, interceptNone, ""},
-		{"SELECT 'listen foo'", "", interceptNone, ""},
-		{"-- LISTEN x\nSELECT 1", "", interceptNone, ""},
-		{"/* LISTEN /* nested */ x */ SELECT 1", "", interceptNone, ""},
-		{"SELECT $$ LISTEN $$", "", interceptNone, ""},
-		{"SET work_mem = '4MB'", pinSet, interceptNone, ""},
-		{"SET LOCAL work_mem = '4MB'", "", interceptNone, ""},
-		{"SET application_name = 'x'", "", interceptNone, ""},
-		{"set time zone 'UTC'", "", interceptNone, ""},
-		{"SET SESSION AUTHORIZATION bob", pinSet, interceptNone, ""},
-		{"SET ROLE bob", pinSet, interceptNone, ""},
-		{"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", "", interceptNone, ""},
-		{"RESET ALL", pinSet, interceptNone, ""},
-		{"SELECT set_config('search_path', 'x', false)", pinSet, interceptNone, ""},
-		{"SELECT set_config('search_path', 'x', true)", "", interceptNone, ""},
-		{"CREATE TEMP TABLE t (i int)", pinTempTable, interceptNone, ""},
-		{"CREATE TEMPORARY TABLE t (i int) ON COMMIT DROP", "", interceptNone, ""},
-		{"create table temp (i int)", pinTempTable, interceptNone, ""},
-		{"SELECT pg_advisory_lock(1)", pinAdvisoryLock, interceptNone, ""},
-		{"SELECT pg_advisory_xact_lock(1)", "", interceptNone, ""},
-		{"PREPARE p AS SELECT 1", pinPrepare, interceptNone, ""},
-		{"DECLARE c CURSOR WITH HOLD FOR SELECT 1", pinHoldCursor, interceptNone, ""},
-		{"DECLARE c CURSOR FOR SELECT 1", "", interceptNone, ""},
-		{"DEALLOCATE foo", "", interceptDeallocate, "foo"},
-		{"deallocate prepare \"Foo\";", "", interceptDeallocate, "Foo"},
-		{"DEALLOCATE ALL", "", interceptDeallocateAll, ""},
-		{"DISCARD ALL", "", interceptDiscardAll, ""},
-		{"DISCARD ALL; SELECT 1", "", interceptNone, ""},
-		{"E'\\' LISTEN x'", "", interceptNone, ""},
-	} {
-		got := scanSQL(tc.sql)
-		if got.pin != tc.pin || got.intercept != tc.intercept || got.name != tc.name {
-			t.Errorf("scanSQL(%q) = %+v, want pin %q intercept %v name %q", tc.sql, got, tc.pin, tc.intercept, tc.name)
-		}
-	}
-}
+	"mqstack/router"
+)
 
 func TestParseOptions(t *testing.T) {
 	got, err := parseOptions(`-c search_path=a,b --statement-timeout=5s -cwork_mem=4MB -c application_name=a\ b`)
@@ -113,6 +70,7 @@ func FuzzStartup(f *testing.F) {
 	f.Add(binary.BigEndian.AppendUint32(nil, codeSSLRequest))
 	f.Add(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, codeCancelRequest), 7), 9))
 	f.Add([]byte("Q\x00\x00\x00\x0dSELECT 1\x00"))
+	r := router.New(64)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if p, err := parseStartup(data); err == nil && p.kind == kindStartup {
 			if cs, err := interpretStartup(p); err == nil && cs.user == "" {
@@ -131,13 +89,12 @@ func FuzzStartup(f *testing.F) {
 				break
 			}
 			if q, ok := msg.(*pgproto3.Query); ok {
-				scanSQL(q.String)
+				pinOf(r.Classify(q.String))
 			}
 			if p, ok := msg.(*pgproto3.Parse); ok {
-				scanSQL(p.Query)
+				pinOf(r.Classify(p.Query))
 				newStmt(p, true)
 			}
 		}
-		scanSQL(string(data))
 	})
 }

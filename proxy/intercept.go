@@ -1,0 +1,186 @@
+package proxy
+
+import (
+	"fmt"
+	"maps"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"mqstack/internal/backend"
+	"mqstack/router"
+)
+
+// Statements that act on the client's own objects: DEALLOCATE, DISCARD ALL
+// and the statement names of Bind, Describe and Close. Backends are shared,
+// so none of them reaches a backend as the client sent it: the proxy
+// answers them, or rewrites them to the backend names of the client's own
+// statements and keeps its record of the backend in step.
+
+// intercept is what interceptQuery decided for a statement that still goes
+// to the backend.
+type intercept struct {
+	query   string // rewritten text, "" to send the client's
+	dealloc *stmt  // a protocol statement being deallocated
+	all     bool   // DEALLOCATE ALL (or DISCARD ALL on a pinned backend)
+}
+
+// apply keeps the backend's record in step with the rewritten statement.
+// s.mu is held.
+func (it *intercept) apply(s *session, c *backend.Conn) {
+	switch {
+	case it.dealloc != nil:
+		s.ensurePreparedLocked(c, it.dealloc)
+		c.Stmts.Remove(it.dealloc.backendName)
+	case it.all:
+		c.Stmts.Clear()
+		c.UnnamedOwner = nil
+	}
+}
+
+// interceptQuery answers a one-statement simple query that acts on the
+// client's own objects, or says how to send it. handled is true when the
+// client has its answer (err then is the write's error).
+func (s *session) interceptQuery(p *router.Part) (it intercept, handled bool, err error) {
+	switch {
+	case p.Kind == router.KindDeallocate && p.Name == "":
+		return s.deallocateAll()
+	case p.Kind == router.KindDeallocate:
+		return s.deallocate(p.Name)
+	case p.Kind == router.KindDiscard && p.Name == "all":
+		return s.discardAll()
+	case p.Kind == router.KindSet && p.Setting == "" && !s.attached():
+		// RESET ALL outside a transaction: the client's settings go back
+		// to those of its login, which its next backend gets.
+		s.mu.Lock()
+		s.noteSettingsLocked(&router.Statement{Parts: []router.Part{*p}})
+		s.mu.Unlock()
+		return it, true, s.answer("RESET")
+	}
+	return it, false, nil
+}
+
+// answer completes a statement the proxy answered outside a transaction.
+func (s *session) answer(tag string) error {
+	return s.writeClient(true, &pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+}
+
+func (s *session) deallocateAll() (intercept, bool, error) {
+	s.mu.Lock()
+	clear(s.stmts)
+	clear(s.sqlPrepared)
+	attached := s.conn != nil
+	s.mu.Unlock()
+	if !attached {
+		return intercept{}, true, s.answer("DEALLOCATE ALL")
+	}
+	// Inside a transaction (or pinned) the backend is the client's alone
+	// now: it may drop every statement there, as long as the proxy forgets
+	// them and prepares them again where others need them.
+	return intercept{query: "DEALLOCATE ALL", all: true}, false, nil
+}
+
+func (s *session) deallocate(name string) (intercept, bool, error) {
+	s.mu.Lock()
+	st := s.stmts[name]
+	delete(s.stmts, name)
+	attached := s.conn != nil
+	own := s.pinned != "" && s.sqlPrepared[name]
+	delete(s.sqlPrepared, name)
+	s.mu.Unlock()
+	switch {
+	case st != nil && !attached:
+		return intercept{}, true, s.answer("DEALLOCATE")
+	case st != nil:
+		return intercept{query: "DEALLOCATE " + st.backendName, dealloc: st}, false, nil
+	case own:
+		return intercept{}, false, nil // its own SQL PREPARE on its pinned backend
+	}
+	er := errorResponse(&Error{Severity: "ERROR", Code: pgerrcode.InvalidSQLStatementName,
+		Message: fmt.Sprintf("prepared statement %q does not exist", name)}, "ERROR", s.log)
+	return intercept{}, true, s.denyQuery(er)
+}
+
+func (s *session) discardAll() (intercept, bool, error) {
+	s.mu.Lock()
+	attached, pinned := s.conn != nil, s.pinned != ""
+	if attached && !pinned {
+		// Inside a transaction block: Postgres refuses it and nothing
+		// changes.
+		s.mu.Unlock()
+		return intercept{}, false, nil
+	}
+	clear(s.stmts)
+	clear(s.sqlPrepared)
+	s.unnamed = nil
+	if !attached {
+		s.want = maps.Clone(s.baseWant)
+		s.mu.Unlock()
+		return intercept{}, true, s.answer("DISCARD ALL")
+	}
+	s.mu.Unlock()
+	// A pinned backend is the client's alone: DISCARD ALL resets it, and
+	// discardedLocked (at its CommandComplete) forgets the proxy's record.
+	return intercept{all: true}, false, nil
+}
+
+// backendStatementLocked is the backend name of a client statement for
+// Bind and Describe (preparing it on c when c lacks it): a name the client
+// never prepared becomes one that exists nowhere, so no client reaches
+// another's statement. s.mu is held.
+func (s *session) backendStatementLocked(c *backend.Conn, name string) string {
+	switch {
+	case name == "" && s.unnamed == nil:
+		return noSuchStatement
+	case name == "":
+		s.ensureUnnamedLocked(c)
+		return ""
+	case s.stmts[name] != nil:
+		st := s.stmts[name]
+		s.ensurePreparedLocked(c, st)
+		return st.backendName
+	case s.pinned != "" && s.sqlPrepared[name]:
+		return name
+	}
+	return noSuchStatement
+}
+
+// notePrepareLocked records the SQL PREPAREs of a (pinned) session.
+func (s *session) notePrepareLocked(st *router.Statement) {
+	for i := range st.Parts {
+		if p := &st.Parts[i]; p.Pin == router.PinSQLPrepare && p.Name != "" {
+			if s.sqlPrepared == nil {
+				s.sqlPrepared = map[string]bool{}
+			}
+			s.sqlPrepared[p.Name] = true
+		}
+	}
+}
+
+// checkPreparedCaps bounds one client's named prepared statements, in
+// number and in bytes of text (proxy.max_prepared_statements and
+// proxy.max_prepared_bytes): the proxy keeps them for the whole session.
+func (s *session) checkPreparedCaps(name string, size int) error {
+	cfg := s.srv.config()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, total := len(s.stmts), size
+	for k, st := range s.stmts {
+		if k == name {
+			n--
+			continue
+		}
+		total += len(st.query)
+	}
+	if n+1 > cfg.MaxPreparedStatements {
+		return &Error{Severity: "ERROR", Code: pgerrcode.ConfigurationLimitExceeded,
+			Message: fmt.Sprintf("too many prepared statements: this session holds %d (proxy.max_prepared_statements)", n),
+			Hint:    "deallocate (protocol Close or DEALLOCATE) statements the client no longer uses"}
+	}
+	if int64(total) > int64(cfg.MaxPreparedBytes) {
+		return &Error{Severity: "ERROR", Code: pgerrcode.ConfigurationLimitExceeded,
+			Message: fmt.Sprintf("prepared statements of this session would hold %d bytes of text, over proxy.max_prepared_bytes (%s)", total, cfg.MaxPreparedBytes),
+			Hint:    "deallocate (protocol Close or DEALLOCATE) statements the client no longer uses"}
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package proxy
+
+import (
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"mqstack/router"
+)
+
+// Session settings: what a client may set (router.SettingDenial, one list
+// for startup parameters and SET), and how the proxy keeps the settings it
+// replays in step with what the client asked for.
+
+// checkStartupSettings applies the setting rules to the startup parameters
+// once the token is known: for every token the rules that keep the router
+// reading what the server reads; for grant-limited tokens the allowlist and
+// the statement_timeout bound. It returns whether some setting is one the
+// proxy does not replay (a full token's session then pins).
+func (s *session) checkStartupSettings() (unreplayed bool, err error) {
+	limited := s.id.Grants.Limited()
+	for name, v := range s.start.settings {
+		if why := router.SettingDenial(name, v, limited); why != "" {
+			return false, &Error{Severity: "FATAL", Code: pgerrcode.InsufficientPrivilege,
+				Message: fmt.Sprintf("startup parameter %s=%q refused: %s", name, v, why)}
+		}
+		if !router.Replayed(name) {
+			unreplayed = true
+		}
+	}
+	if limited {
+		v, ok := s.start.settings["statement_timeout"]
+		if !ok {
+			s.start.settings["statement_timeout"] = s.limitedTimeoutValue()
+		} else if why := s.statementTimeoutDenial(v); why != "" {
+			return false, &Error{Severity: "FATAL", Code: pgerrcode.InsufficientPrivilege,
+				Message: "startup parameter statement_timeout refused: " + why}
+		}
+	}
+	return unreplayed, nil
+}
+
+// limitedTimeoutValue is proxy.limited_statement_timeout as a setting value.
+func (s *session) limitedTimeoutValue() string {
+	return strconv.FormatInt(s.srv.config().LimitedStatementTimeout.Milliseconds(), 10) + "ms"
+}
+
+// statementTimeoutDenial bounds a grant-limited token's statement_timeout:
+// above zero and at most proxy.limited_statement_timeout.
+func (s *session) statementTimeoutDenial(v string) string {
+	limit := s.srv.config().LimitedStatementTimeout
+	d, ok := parsePgDuration(v, time.Millisecond)
+	if !ok || d < time.Millisecond || d > limit {
+		return fmt.Sprintf("grant-limited tokens run with a statement_timeout above 0 and at most %s (proxy.limited_statement_timeout)", limit)
+	}
+	return ""
+}
+
+// limitedSetDenial checks what the router cannot for a grant-limited
+// token's SET and RESET: the statement_timeout bound, and the resets that
+// would drop it (answered by the proxy only as a statement of its own
+// outside a transaction, see answerReset).
+func (s *session) limitedSetDenial(st *router.Statement, attached bool) string {
+	for i := range st.Parts {
+		p := &st.Parts[i]
+		if p.Kind != router.KindSet {
+			continue
+		}
+		resetsTimeout := p.Reset && (p.Setting == "" || p.Setting == "statement_timeout")
+		switch {
+		case resetsTimeout && (len(st.Parts) != 1 || attached):
+			return "RESET of statement_timeout (RESET ALL included) is answered by the proxy only as a statement of its own outside a transaction"
+		case p.Setting == "statement_timeout" && !p.Reset && p.ValuesKnown:
+			if why := s.statementTimeoutDenial(p.Value()); why != "" {
+				return why
+			}
+		}
+	}
+	return ""
+}
+
+// noteSettingsLocked follows the session SETs and RESETs a statement runs
+// on c: the replayed settings Postgres does not report are wanted as set
+// (reported ones follow ParameterStatus), and c is reset before another
+// client gets it, since the proxy cannot know whether the transaction kept
+// them. s.mu is held.
+func (s *session) noteSettingsLocked(st *router.Statement) {
+	for i := range st.Parts {
+		p := &st.Parts[i]
+		if p.Kind != router.KindSet || p.Local {
+			continue
+		}
+		switch {
+		case p.Setting == "":
+			s.want = maps.Clone(s.baseWant)
+			s.tainted = true
+		case !router.Replayed(p.Setting) || isReported(canonicalSetting(p.Setting)):
+		case p.Reset:
+			name := canonicalSetting(p.Setting)
+			if v, ok := s.baseWant[name]; ok {
+				s.want[name] = v
+			} else {
+				delete(s.want, name)
+			}
+			s.tainted = true
+		case p.ValuesKnown:
+			s.want[canonicalSetting(p.Setting)] = p.Value()
+			s.tainted = true
+		}
+	}
+}
+
+// parsePgDuration reads a time setting as Postgres does: a number with an
+// optional unit (us, ms, s, min, h, d), unit when none is given.
+func parsePgDuration(v string, unit time.Duration) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	i := 0
+	for i < len(v) && (v[i] >= '0' && v[i] <= '9' || v[i] == '.' || v[i] == '-' || v[i] == '+') {
+		i++
+	}
+	num, err := strconv.ParseFloat(v[:i], 64)
+	if err != nil {
+		return 0, false
+	}
+	switch strings.TrimSpace(v[i:]) {
+	case "":
+	case "us":
+		unit = time.Microsecond
+	case "ms":
+		unit = time.Millisecond
+	case "s":
+		unit = time.Second
+	case "min":
+		unit = time.Minute
+	case "h":
+		unit = time.Hour
+	case "d":
+		unit = 24 * time.Hour
+	default:
+		return 0, false
+	}
+	d := num * float64(unit)
+	if d > float64(1<<62) || d < -float64(1<<62) {
+		return 0, false
+	}
+	return time.Duration(d), true
+}
+
+// parameterStatus follows a setting the backend reports. The replayed
+// ones the client changed become wanted. standard_conforming_strings off
+// or an unsafe client encoding can only come from something the router
+// could not read (a function, a DO block): the backend is reset before
+// reuse, and a grant-limited session, which can run nothing of the kind,
+// is closed. It reports whether the message must not reach the client.
+func (s *session) parameterStatus(m *pgproto3.ParameterStatus) (drop bool) {
+	unsafe := router.SettingDenial(m.Name, m.Value, false) != ""
+	s.mu.Lock()
+	if unsafe {
+		s.tainted = true
+	} else if !s.discarding && tracked(m.Name) {
+		s.want[m.Name] = m.Value
+	}
+	limited := s.id.Grants.Limited()
+	s.mu.Unlock()
+	if unsafe && limited {
+		s.log.Warn("backend reported a setting the session may not have; closing it", zap.String("setting", m.Name))
+		s.killWith(&Error{Severity: "FATAL", Code: pgerrcode.InsufficientPrivilege,
+			Message: fmt.Sprintf("setting %s=%s is not allowed: %s", m.Name, m.Value, router.SettingDenial(m.Name, m.Value, false))}, closeClientError)
+	}
+	return unsafe && limited
+}
