@@ -26,7 +26,6 @@ type denial struct {
 
 // OIDs of the types whose binary form is the text itself.
 const (
-	oidName    = 19
 	oidText    = 25
 	oidVarchar = 1043
 )
@@ -52,27 +51,37 @@ func formatOf(codes []int16, i int) int16 {
 	return 0
 }
 
+// textOID reports whether parameter i is declared text or varchar: types
+// whose value is the name as sent. (name truncates to 63 bytes, bpchar
+// drops trailing blanks: Postgres would see another name than the check.)
 func textOID(oids []uint32, i int) bool {
 	if i >= len(oids) {
 		return false
 	}
 	switch oids[i] {
-	case oidText, oidVarchar, oidName:
+	case oidText, oidVarchar:
 		return true
 	}
 	return false
 }
 
+// keepsName reports whether a parameter in text format reaches a text
+// argument unchanged: declared text or varchar, or left for the server to
+// infer (0), which makes it the argument's type, text.
+func keepsName(oids []uint32, i int) bool {
+	return i >= len(oids) || oids[i] == 0 || textOID(oids, i)
+}
+
 // bindParam resolves $n from the Bind being checked: text format as sent,
-// binary format only for text-like declared types (anything else fails
-// closed).
+// binary format only for text-like declared types; a parameter declared
+// of a type that changes the name fails closed.
 func (s *session) bindParam(n int) (string, bool) {
 	b := &s.bind
 	i := n - 1
 	if b.m == nil || i < 0 || i >= len(b.m.Parameters) || b.m.Parameters[i] == nil {
 		return "", false
 	}
-	if formatOf(b.m.ParameterFormatCodes, i) != 0 && !textOID(b.oids, i) {
+	if formatOf(b.m.ParameterFormatCodes, i) != 0 && !textOID(b.oids, i) || !keepsName(b.oids, i) {
 		return "", false
 	}
 	return string(b.m.Parameters[i]), true
@@ -86,12 +95,20 @@ func (s *session) binaryTarget(st *router.Statement) *router.Denial {
 	b := &s.bind
 	for i := range st.Parts {
 		for _, c := range st.Parts[i].Calls {
-			j := c.Target.Param - 1
-			if j < 0 || b.m == nil || formatOf(b.m.ParameterFormatCodes, j) == 0 || textOID(b.oids, j) {
-				continue
+			for _, a := range []router.Arg{c.Target, c.Pattern} {
+				j := a.Param - 1
+				if j < 0 || b.m == nil {
+					continue
+				}
+				if formatOf(b.m.ParameterFormatCodes, j) != 0 && !textOID(b.oids, j) {
+					return &router.Denial{Kind: router.KindPgmq, Op: c.Op, Reason: "uncertain",
+						Detail: "a name given to pgmq." + c.Function + " is bound in binary format as a type other than text or varchar"}
+				}
+				if !keepsName(b.oids, j) {
+					return &router.Denial{Kind: router.KindPgmq, Op: c.Op, Reason: "uncertain",
+						Detail: "a name given to pgmq." + c.Function + " is declared of a type other than text or varchar, which may change it (bpchar drops trailing blanks, name truncates)"}
+				}
 			}
-			return &router.Denial{Kind: router.KindPgmq, Op: c.Op, Reason: "uncertain",
-				Detail: "the queue name of pgmq." + c.Function + " is bound in binary format as a type other than text, varchar or name"}
 		}
 	}
 	return nil
