@@ -11,8 +11,10 @@ type MetricsConfig struct {
 	// Listen is the host:port of /metrics. Default "127.0.0.1:9187"; ""
 	// disables the endpoint.
 	Listen string `yaml:"listen"`
-	// MaxQueues caps the queue label set: the first max_queues queues get
-	// their own series, later ones are counted as "_other"; the depth query
+	// MaxQueues caps the queue label set: the first max_queues queues known
+	// to exist (a call on them succeeded, or the depth query measured them)
+	// get their own series; other queues, and refused or failed calls on
+	// names without a series, are counted as "_other". The depth query
 	// measures at most this many queues. Default 500.
 	MaxQueues int `yaml:"max_queues"`
 	// DepthTimeout bounds the scrape-time queue depth query. Default 5s.

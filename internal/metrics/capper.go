@@ -5,16 +5,24 @@ import (
 	"sync"
 )
 
-// OtherQueue is the label every queue beyond the cap is counted under.
+// OtherQueue is the label every queue without a label of its own is counted
+// under.
 const OtherQueue = "_other"
 
-// Capper bounds the queue label set: the first max distinct queue names get
-// their own label, later ones share OtherQueue. Names are lower-cased, as
-// pgmq folds table names.
+// NoQueue is the label of calls that name no queue (listings, calls on all
+// queues). It is a fixed label and takes no slot.
+const NoQueue = "_none"
+
+// Capper bounds the queue label set: the first max distinct queues admitted
+// get their own label, later ones share OtherQueue. Only queues known to
+// exist are admitted (a call on them succeeded, or the depth query listed
+// them), so names in refused or failed calls cannot use the slots up; those
+// are looked up and counted under OtherQueue when they have none. Names are
+// lower-cased, as pgmq folds table names.
 type Capper struct {
-	max  int
-	mu   sync.RWMutex
-	seen map[string]string
+	max    int
+	mu     sync.RWMutex
+	labels map[string]struct{} // admitted names, lower-cased
 }
 
 // NewCapper returns a Capper admitting max queue names (at least 1).
@@ -22,32 +30,40 @@ func NewCapper(max int) *Capper {
 	if max < 1 {
 		max = 1
 	}
-	return &Capper{max: max, seen: make(map[string]string, max)}
+	return &Capper{max: max, labels: make(map[string]struct{}, max)}
 }
 
-// Label returns the label to use for queue.
-func (c *Capper) Label(queue string) string {
+// Lookup returns queue's label when it was admitted, else OtherQueue. It
+// admits nothing.
+func (c *Capper) Lookup(queue string) string {
+	if queue == NoQueue {
+		return NoQueue
+	}
+	lower := strings.ToLower(queue) // no copy when already lower-case ASCII
 	c.mu.RLock()
-	l, ok := c.seen[queue]
+	_, ok := c.labels[lower]
 	c.mu.RUnlock()
 	if ok {
-		return l
+		return lower
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if l, ok := c.seen[queue]; ok {
+	return OtherQueue
+}
+
+// Admit gives queue, a queue known to exist, a label of its own while
+// slots are free, and returns its label.
+func (c *Capper) Admit(queue string) string {
+	if l := c.Lookup(queue); l != OtherQueue {
 		return l
 	}
 	lower := strings.ToLower(queue)
-	if len(c.seen) >= c.max {
-		// Spellings of an admitted queue still map to it.
-		for k, v := range c.seen {
-			if strings.ToLower(k) == lower {
-				return v
-			}
-		}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.labels[lower]; ok {
+		return lower
+	}
+	if len(c.labels) >= c.max {
 		return OtherQueue
 	}
-	c.seen[queue] = lower
+	c.labels[lower] = struct{}{}
 	return lower
 }

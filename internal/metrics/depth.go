@@ -38,6 +38,8 @@ type DepthCollector struct {
 	took    time.Duration
 
 	descs map[string]*prometheus.Desc
+	// labels, when set, learns the queues each query finds (LabelQueues).
+	labels *Queues
 }
 
 type depthRow struct {
@@ -69,6 +71,14 @@ func NewDepthCollector(db DB, log *zap.Logger, maxQueues int, timeout, ttl time.
 	return d
 }
 
+// LabelQueues makes the queues each depth query measures known to q, so
+// that they get per-queue labels of their own (within metrics.max_queues)
+// before any call on them succeeded. It returns d.
+func (d *DepthCollector) LabelQueues(q *Queues) *DepthCollector {
+	d.labels = q
+	return d
+}
+
 // Describe sends every descriptor.
 func (d *DepthCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, desc := range d.descs {
@@ -86,6 +96,10 @@ func (d *DepthCollector) Collect(ch chan<- prometheus.Metric) {
 		d.at = time.Now()
 		if d.err != nil {
 			d.log.Warn("queue depth query failed", zap.Error(d.err))
+		} else if d.labels != nil {
+			for _, r := range d.rows {
+				d.labels.Admit(r.queue)
+			}
 		}
 	}
 	rows, queues, datname, err, took := d.rows, d.queues, d.datname, d.err, d.took

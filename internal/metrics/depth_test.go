@@ -50,8 +50,9 @@ func TestDepthCollector(t *testing.T) {
 		}
 	}
 
-	d := NewDepthCollector(pool, zap.NewNop(), 2, 5*time.Second, time.Hour)
 	reg := prometheus.NewPedanticRegistry()
+	queues := NewQueues(reg, 10)
+	d := NewDepthCollector(pool, zap.NewNop(), 2, 5*time.Second, time.Hour).LabelQueues(queues)
 	reg.MustRegister(d)
 	want := `
 # HELP mqstack_queue_delayed_messages Messages never read whose delay has not passed.
@@ -85,6 +86,13 @@ mqstack_queue_depth_scrape_success 1
 		"pgmq_queue_length", "pgmq_total_messages", "mqstack_queue_depth_queues", "mqstack_queue_depth_scrape_success"}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Fatal(err)
+	}
+	// The queues it measured have labels of their own; depth_c, not
+	// measured (max 2), has none yet.
+	for q, want := range map[string]string{"depth_a": "depth_a", "Depth_B": "depth_b", "depth_c": OtherQueue} {
+		if got := queues.QueueLabel(q); got != want {
+			t.Errorf("label of %s: %q, want %q", q, got, want)
+		}
 	}
 	// Same values as pgmq.metrics() for the gauges Tembo's dashboards plot.
 	var length, total int64

@@ -87,12 +87,29 @@ func NewQueues(reg prometheus.Registerer, maxQueues int) *Queues {
 	return q
 }
 
-// QueueLabel returns the (capped) label for a queue name.
-func (q *Queues) QueueLabel(queue string) string { return q.capper.Label(queue) }
+// QueueLabel returns the label a call on queue is counted under now.
+func (q *Queues) QueueLabel(queue string) string { return q.capper.Lookup(queue) }
 
-// Observe records one call.
+// Admit gives queues known to exist (the depth query's) labels of their
+// own while metrics.max_queues allows.
+func (q *Queues) Admit(queues ...string) {
+	for _, name := range queues {
+		q.capper.Admit(name)
+	}
+}
+
+// Observe records one call. Only a call that succeeded gives its queue a
+// label of its own (pgmq raised no error, so the queue exists); refused and
+// failed calls on a queue without one count under OtherQueue, so junk names
+// cannot use up metrics.max_queues. Routing keys of topic sends are not
+// queues: they are only looked up.
 func (q *Queues) Observe(o Observation) {
-	l := q.capper.Label(o.Queue)
+	var l string
+	if o.Outcome == OK && !isTopicSend(o.Op) {
+		l = q.capper.Admit(o.Queue)
+	} else {
+		l = q.capper.Lookup(o.Queue)
+	}
 	q.ops.WithLabelValues(l, o.Op, string(o.Outcome), o.Source).Inc()
 	if o.Outcome == Denied {
 		return
@@ -117,6 +134,8 @@ func (q *Queues) Observe(o Observation) {
 		}
 	}
 }
+
+func isTopicSend(op string) bool { return op == "send_topic" || op == "send_batch_topic" }
 
 // EventFor maps a pgmq function to the message event its result rows count.
 func EventFor(function string) Event {

@@ -13,20 +13,59 @@ import (
 
 func TestCapper(t *testing.T) {
 	c := NewCapper(2)
-	if c.Label("Orders") != "orders" || c.Label("jobs") != "jobs" {
+	if c.Lookup("orders") != OtherQueue {
+		t.Fatal("a queue never admitted has a label")
+	}
+	if c.Admit("Orders") != "orders" || c.Admit("jobs") != "jobs" {
 		t.Fatal("first two queues must get their own label")
 	}
-	if got := c.Label("third"); got != OtherQueue {
+	if got := c.Admit("third"); got != OtherQueue {
 		t.Fatalf("third queue label %q, want %q", got, OtherQueue)
 	}
-	if got := c.Label("ORDERS"); got != "orders" {
+	if got := c.Lookup("ORDERS"); got != "orders" {
 		t.Fatalf("another spelling of an admitted queue: %q", got)
 	}
-	for i := 0; i < 1000; i++ {
-		c.Label(fmt.Sprintf("q%d", i))
+	if got := c.Lookup(NoQueue); got != NoQueue {
+		t.Fatalf("%s: %q", NoQueue, got)
 	}
-	if len(c.seen) != 2 {
-		t.Fatalf("capper grew to %d entries", len(c.seen))
+	for i := 0; i < 1000; i++ {
+		c.Admit(fmt.Sprintf("q%d", i))
+	}
+	if len(c.labels) != 2 {
+		t.Fatalf("capper grew to %d entries", len(c.labels))
+	}
+}
+
+// Refused and failed calls on queues without a label count under
+// OtherQueue and leave the slots to queues that exist.
+func TestQueuesOnlyExistingQueuesTakeSlots(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	q := NewQueues(reg, 2)
+	q.Admit("known") // from the depth query
+	for i := 0; i < 50; i++ {
+		q.Observe(Observation{Queue: fmt.Sprintf("junk%d", i), Op: "send", Source: "proxy", Outcome: Denied})
+		q.Observe(Observation{Queue: fmt.Sprintf("nope%d", i), Op: "read", Source: "rest", Outcome: Error})
+		q.Observe(Observation{Queue: fmt.Sprintf("key.%d", i), Op: "send_topic", Source: "rest", Outcome: OK})
+	}
+	q.Observe(Observation{Queue: NoQueue, Op: "list_queues", Source: "proxy", Outcome: OK})
+	q.Observe(Observation{Queue: "Fresh", Op: "send", Source: "proxy", Outcome: OK, Event: Sent, Messages: 1})
+	q.Observe(Observation{Queue: "fresh", Op: "send", Source: "proxy", Outcome: Denied})
+	q.Observe(Observation{Queue: "known", Op: "read", Source: "proxy", Outcome: Error})
+	for labels, want := range map[[4]string]float64{
+		{OtherQueue, "send", "denied", "proxy"}:  50,
+		{OtherQueue, "read", "error", "rest"}:    50,
+		{OtherQueue, "send_topic", "ok", "rest"}: 50,
+		{"fresh", "send", "ok", "proxy"}:         1,
+		{"fresh", "send", "denied", "proxy"}:     1,
+		{"known", "read", "error", "proxy"}:      1,
+		{NoQueue, "list_queues", "ok", "proxy"}:  1,
+	} {
+		if v := testutil.ToFloat64(q.ops.WithLabelValues(labels[:]...)); v != want {
+			t.Errorf("operations%v = %v, want %v", labels, v, want)
+		}
+	}
+	if got := q.QueueLabel("later"); got != OtherQueue {
+		t.Errorf("a third queue got label %q with max_queues 2", got)
 	}
 }
 

@@ -189,7 +189,8 @@ func (s *Stack) startDepth(b configs.BackendConfig, role string, m configs.Metri
 	if s.depthDB, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
 		return err
 	}
-	s.Registry.MustRegister(metrics.NewDepthCollector(s.depthDB, s.log.Named("depth"), m.MaxQueues, m.DepthTimeout, m.DepthCacheTTL))
+	s.Registry.MustRegister(metrics.NewDepthCollector(s.depthDB, s.log.Named("depth"), m.MaxQueues, m.DepthTimeout, m.DepthCacheTTL).
+		LabelQueues(s.Queues))
 	return nil
 }
 
@@ -333,7 +334,7 @@ func (r restRecorder) ObserveCall(o rest.Observation) {
 		obs.Outcome = metrics.Error
 	}
 	if obs.Queue == "" {
-		obs.Queue = "_none"
+		obs.Queue = metrics.NoQueue
 	}
 	r.q.Observe(obs)
 }
