@@ -136,7 +136,7 @@ func limitedSetDenial(p *Part) string {
 func SessionDenial(st *Statement) *Denial {
 	for i := range st.Parts {
 		p := &st.Parts[i]
-		if p.Setting == "role" || p.Setting == "session_authorization" {
+		if (p.Setting == "role" || p.Setting == "session_authorization") && !p.Reset {
 			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: "SET " + strings.ToUpper(p.Setting) +
 				" would change the session's role; the token decides the role"}
 		}

@@ -164,7 +164,9 @@ func installExtension(bins pgembed.Binaries) error {
 
 // FrontEndConfig is the configuration tests start a stack with: every
 // listener on a free loopback port, a pool of two backends (so clients share
-// them), and secret as the token key.
+// them), and secret as the token key. A token may hold the whole pool
+// (pool.max_share 1): most tests run several clients of one token; the
+// tests of the fair share set it themselves.
 func FrontEndConfig(dataDir string, secret []byte) configs.Config {
 	cfg := configs.Default()
 	cfg.DataDir = dataDir
@@ -172,6 +174,7 @@ func FrontEndConfig(dataDir string, secret []byte) configs.Config {
 	cfg.REST.Listen = "127.0.0.1:0"
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	cfg.Pool.Size = 2
+	cfg.Pool.MaxShare = 1
 	cfg.Auth.HMACSecret = configs.Secret(secret)
 	return cfg
 }
