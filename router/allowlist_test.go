@@ -49,6 +49,8 @@ func TestAuthorizeLimitedAllowlist(t *testing.T) {
 		{`SELECT to_regclass('pgmq.q_payments')`, "to_regclass"},
 		{`SELECT pg_relation_size('pgmq.q_payments')`, "pg_relation_size"},
 		{`SELECT pg_read_file('/etc/passwd')`, "pg_read_file"},
+		{`SELECT repeat('x', 1000000000)`, "repeat"},
+		{`SELECT count(*) FROM generate_series(1, 1e12::bigint)`, "generate_series"},
 		{`SELECT current_setting('data_directory')`, "data_directory"},
 		{`SELECT current_setting($1)`, "literal"},
 		{`SELECT oid, typname FROM pg_catalog.pg_type WHERE oid = 25`, ""},
