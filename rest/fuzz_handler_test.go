@@ -18,7 +18,9 @@ import (
 // every path without Postgres.
 type rowPools struct{}
 
-func (rowPools) Acquire(ctx context.Context, role, holder string) (Conn, error) { return rowConn{}, nil }
+func (rowPools) Acquire(ctx context.Context, role, holder string) (Conn, error) {
+	return rowConn{}, nil
+}
 
 type rowConn struct{}
 
