@@ -15,11 +15,18 @@ type Denial struct {
 	Op     Op     // the missing op, "" when the kind itself is not allowed
 	Reason string // bounded metric label: missing_grant, uncertain, kind_not_allowed
 	Detail string // why, for the message
+	// Session marks a rule that holds for every token (SessionDenial), not
+	// a grant.
+	Session bool
 }
 
 func (d *Denial) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "permission denied by queue grants: %s", d.Kind)
+	if d.Session {
+		fmt.Fprintf(&b, "refused by the proxy for every token: %s", d.Kind)
+	} else {
+		fmt.Fprintf(&b, "permission denied by queue grants: %s", d.Kind)
+	}
 	if d.Queue != "" {
 		fmt.Fprintf(&b, " on %q", d.Queue)
 	}
@@ -137,21 +144,21 @@ func SessionDenial(st *Statement) *Denial {
 	for i := range st.Parts {
 		p := &st.Parts[i]
 		if (p.Setting == "role" || p.Setting == "session_authorization") && !p.Reset {
-			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: "SET " + strings.ToUpper(p.Setting) +
+			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Session: true, Detail: "SET " + strings.ToUpper(p.Setting) +
 				" would change the session's role; the token decides the role"}
 		}
 		if p.Kind == KindSet && !p.Reset && p.ValuesKnown {
 			if why := SettingDenial(p.Setting, p.Value(), false); why != "" {
-				return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: why}
+				return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Session: true, Detail: why}
 			}
 		}
 		for _, sc := range p.SetConfigs {
 			if why := SettingDenial(sc[0], sc[1], false); sc[0] != "" && why != "" {
-				return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: why}
+				return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Session: true, Detail: why}
 			}
 		}
 		if p.Kind == KindDeallocate && len(st.Parts) > 1 {
-			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed",
+			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Session: true,
 				Detail: "DEALLOCATE must be sent as a statement of its own: the proxy answers it on the client's own statements"}
 		}
 	}
