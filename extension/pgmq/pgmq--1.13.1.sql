@@ -21,6 +21,29 @@
 --  * The wall clock for visibility tests is read once per call and passed as
 --    a parameter ($1), which keeps the predicate `vt <= $1` indexable (a
 --    volatile clock_timestamp() in the WHERE clause is not).
+--  * Every function pins its search_path to `pg_catalog, pgmq, pg_temp`
+--    (with `SET search_path = ...`; see pg_partman below for the two that
+--    pin it in their body), so what its body and the dynamic SQL it runs
+--    call never depends on the caller's search_path: pg_catalog comes
+--    first, so no function, operator or type in another schema (pgmq
+--    included) can shadow a builtin, and pg_temp comes last, so a temporary
+--    table cannot shadow a pgmq table.
+--    Objects of pgmq and of pg_partman are always schema-qualified anyway
+--    (pg_partman's schema is looked up at run time).  The pin makes the SQL
+--    functions non-inlinable, which none of the hot paths relies on.
+--    No function is SECURITY DEFINER.
+--  * pg_partman: its create_parent() (4.7 at least) saves the search_path it
+--    finds, sets its own with a session-level set_config() and sets the
+--    saved one back the same way.  A session-level set inside a function
+--    with a SET clause outlives the function (CREATE FUNCTION, "SET
+--    clause"), so the pinned path would stick to the caller's session.  The
+--    two functions that call pg_partman, create_partitioned and
+--    convert_archive_partitioned, therefore pin the same path in their body
+--    instead: they save the caller's search_path, pin with a transaction-
+--    local set_config() before anything else runs (their DECLARE
+--    initializers only call schema-qualified pgmq functions), and set the
+--    caller's path back on the way out (after pg_partman, session-level, as
+--    pg_partman itself does; an error rolls every change back anyway).
 
 \echo Use "CREATE EXTENSION pgmq" to load this file. \quit
 
@@ -110,6 +133,7 @@ SELECT pg_catalog.pg_extension_config_dump('pgmq.topic_bindings', '');
 CREATE FUNCTION pgmq.format_table_name(queue_name text, prefix text)
 RETURNS text
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     IF queue_name ~ '\$|;|--|''' THEN
@@ -122,6 +146,7 @@ $$;
 CREATE FUNCTION pgmq.validate_queue_name(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     IF length(queue_name) > 47 THEN
@@ -133,6 +158,7 @@ $$;
 CREATE FUNCTION pgmq.acquire_queue_lock(queue_name text)
 RETURNS void
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmq.queue_' || queue_name));
 $$;
@@ -140,6 +166,7 @@ $$;
 CREATE FUNCTION pgmq._belongs_to_pgmq(table_name text)
 RETURNS boolean
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT EXISTS (
         SELECT 1
@@ -155,6 +182,7 @@ $$;
 CREATE FUNCTION pgmq._extension_exists(extension_name text)
 RETURNS boolean
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = $1);
 $$;
@@ -162,6 +190,7 @@ $$;
 CREATE FUNCTION pgmq._get_pg_partman_schema()
 RETURNS text
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT n.nspname::text
       FROM pg_catalog.pg_extension e
@@ -172,6 +201,7 @@ $$;
 CREATE FUNCTION pgmq._get_pg_partman_major_version()
 RETURNS integer
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT split_part(e.extversion, '.', 1)::integer
       FROM pg_catalog.pg_extension e
@@ -181,6 +211,7 @@ $$;
 CREATE FUNCTION pgmq._ensure_pg_partman_installed()
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     IF NOT pgmq._extension_exists('pg_partman') THEN
@@ -194,6 +225,7 @@ $$;
 CREATE FUNCTION pgmq._get_partition_col(partition_interval text)
 RETURNS text
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM partition_interval::integer;
@@ -206,6 +238,7 @@ $$;
 CREATE FUNCTION pgmq._validate_batch_params(msgs jsonb[], headers jsonb[])
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     IF msgs IS NULL OR cardinality(msgs) = 0 THEN
@@ -225,6 +258,7 @@ $$;
 CREATE FUNCTION pgmq.create_non_partitioned(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -270,6 +304,7 @@ $$;
 CREATE FUNCTION pgmq."create"(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq.create_non_partitioned(queue_name);
@@ -279,6 +314,7 @@ $$;
 CREATE FUNCTION pgmq.create_unlogged(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -337,7 +373,10 @@ DECLARE
     ptype   text;
     qcol    text;
     acol    text;
+    caller_search_path text := pg_catalog.current_setting('search_path');
 BEGIN
+    -- pinned in the body, not with a SET clause: see pg_partman above
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pgmq, pg_temp', true);
     PERFORM pgmq.validate_queue_name(queue_name);
     PERFORM pgmq.acquire_queue_lock(queue_name);
     PERFORM pgmq._ensure_pg_partman_installed();
@@ -414,6 +453,9 @@ BEGIN
                   automatic_maintenance = 'on'
             WHERE parent_table = $2$q$, partman)
     USING retention_interval, 'pgmq.' || atable;
+
+    -- the session keeps the caller's search_path (see pg_partman above)
+    PERFORM pg_catalog.set_config('search_path', caller_search_path, false);
 END;
 $$;
 
@@ -431,16 +473,21 @@ DECLARE
     partman text;
     ptype   text;
     acol    text;
+    caller_search_path text := pg_catalog.current_setting('search_path');
 BEGIN
+    -- pinned in the body, not with a SET clause: see pg_partman above
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pgmq, pg_temp', true);
     -- (the stray "s" after the table name is part of pgmq's message text)
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c
                 WHERE c.relname = atable AND c.relkind = 'p') THEN
         RAISE NOTICE 'Table %s is already partitioned', atable;
+        PERFORM pg_catalog.set_config('search_path', caller_search_path, true);
         RETURN;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c
                     WHERE c.relname = atable AND c.relkind = 'r') THEN
         RAISE NOTICE 'Table %s does not exists', atable;
+        PERFORM pg_catalog.set_config('search_path', caller_search_path, true);
         RETURN;
     END IF;
 
@@ -482,12 +529,16 @@ BEGIN
                   infinite_time_partitions = true
             WHERE parent_table = $2$q$, partman)
     USING retention_interval, 'pgmq.' || atable;
+
+    -- the session keeps the caller's search_path (see pg_partman above)
+    PERFORM pg_catalog.set_config('search_path', caller_search_path, false);
 END;
 $$;
 
 CREATE FUNCTION pgmq.drop_queue(queue_name text)
 RETURNS boolean
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     qtable      text := pgmq.format_table_name(queue_name, 'q');
@@ -529,6 +580,7 @@ $$;
 CREATE FUNCTION pgmq.drop_queue(queue_name text, partitioned boolean)
 RETURNS boolean
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RAISE WARNING 'drop_queue(queue_name, partitioned) is deprecated and will be removed in PGMQ v2.0. Use drop_queue(queue_name) instead';
@@ -540,6 +592,7 @@ $$;
 CREATE FUNCTION pgmq.purge_queue(queue_name text)
 RETURNS bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -556,6 +609,7 @@ $$;
 CREATE FUNCTION pgmq.detach_archive(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq.format_table_name(queue_name, 'a');
@@ -572,6 +626,7 @@ $$;
 CREATE FUNCTION pgmq._send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay timestamp with time zone)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -587,6 +642,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -599,6 +655,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -611,6 +668,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, delay integer)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -623,6 +681,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, delay timestamp with time zone)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -635,6 +694,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb, delay integer)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -647,6 +707,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb, delay timestamp with time zone)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -659,6 +720,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, NULL);
@@ -669,6 +731,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, headers);
@@ -679,6 +742,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], delay integer)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, NULL);
@@ -690,6 +754,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], delay timestamp with time zone)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, NULL);
@@ -700,6 +765,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay integer)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, headers);
@@ -711,6 +777,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay timestamp with time zone)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, headers);
@@ -725,6 +792,7 @@ $$;
 CREATE FUNCTION pgmq.read(queue_name text, vt integer, qty integer, conditional jsonb DEFAULT '{}')
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     filter text := '';
@@ -763,6 +831,7 @@ CREATE FUNCTION pgmq.read_with_poll(
 )
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     deadline timestamp with time zone := clock_timestamp() + make_interval(secs => max_poll_seconds);
@@ -783,6 +852,7 @@ $$;
 CREATE FUNCTION pgmq.pop(queue_name text, qty integer DEFAULT 1)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -804,6 +874,7 @@ $$;
 CREATE FUNCTION pgmq.set_vt(queue_name text, msg_id bigint, vt integer)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -819,6 +890,7 @@ $$;
 CREATE FUNCTION pgmq.set_vt(queue_name text, msg_id bigint, vt timestamp with time zone)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -834,6 +906,7 @@ $$;
 CREATE FUNCTION pgmq.set_vt(queue_name text, msg_ids bigint[], vt integer)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -851,6 +924,7 @@ $$;
 CREATE FUNCTION pgmq.set_vt(queue_name text, msg_ids bigint[], vt timestamp with time zone)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -881,6 +955,7 @@ $$;
 CREATE FUNCTION pgmq.read_grouped(queue_name text, vt integer, qty integer)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     qtable    text := pgmq.format_table_name(queue_name, 'q');
@@ -967,6 +1042,7 @@ $$;
 CREATE FUNCTION pgmq.read_grouped_rr(queue_name text, vt integer, qty integer)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -1047,6 +1123,7 @@ $$;
 CREATE FUNCTION pgmq.read_grouped_head(queue_name text, vt integer, qty integer)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -1084,6 +1161,7 @@ CREATE FUNCTION pgmq.read_grouped_with_poll(
 )
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     deadline timestamp with time zone := clock_timestamp() + make_interval(secs => max_poll_seconds);
@@ -1110,6 +1188,7 @@ CREATE FUNCTION pgmq.read_grouped_rr_with_poll(
 )
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     deadline timestamp with time zone := clock_timestamp() + make_interval(secs => max_poll_seconds);
@@ -1136,6 +1215,7 @@ CREATE FUNCTION pgmq.read_grouped_head_with_poll(
 )
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     deadline timestamp with time zone := clock_timestamp() + make_interval(secs => max_poll_seconds);
@@ -1156,6 +1236,7 @@ $$;
 CREATE FUNCTION pgmq._create_fifo_index_if_not_exists(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -1170,6 +1251,7 @@ $$;
 CREATE FUNCTION pgmq.create_fifo_index(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._create_fifo_index_if_not_exists(queue_name);
@@ -1179,6 +1261,7 @@ $$;
 CREATE FUNCTION pgmq.create_fifo_indexes_all()
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     q record;
@@ -1196,6 +1279,7 @@ $$;
 CREATE FUNCTION pgmq.delete(queue_name text, msg_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -1211,6 +1295,7 @@ $$;
 CREATE FUNCTION pgmq.delete(queue_name text, msg_ids bigint[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -1223,6 +1308,7 @@ $$;
 CREATE FUNCTION pgmq.archive(queue_name text, msg_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -1244,6 +1330,7 @@ $$;
 CREATE FUNCTION pgmq.archive(queue_name text, msg_ids bigint[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -1266,6 +1353,7 @@ $$;
 CREATE FUNCTION pgmq.list_queues()
 RETURNS SETOF pgmq.queue_record
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT m.queue_name, m.is_partitioned, m.is_unlogged, m.created_at FROM pgmq.meta m;
 $$;
@@ -1276,6 +1364,7 @@ $$;
 CREATE FUNCTION pgmq.metrics(queue_name text)
 RETURNS pgmq.metrics_result
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -1314,6 +1403,7 @@ $$;
 CREATE FUNCTION pgmq.metrics_all()
 RETURNS SETOF pgmq.metrics_result
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     q record;
@@ -1331,6 +1421,7 @@ $$;
 CREATE FUNCTION pgmq.notify_queue_listeners()
 RETURNS trigger
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     qname  text;
@@ -1360,6 +1451,7 @@ $$;
 CREATE FUNCTION pgmq.disable_notify_insert(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS trigger_notify_queue_insert_listeners ON pgmq.%I',
@@ -1372,6 +1464,7 @@ $$;
 CREATE FUNCTION pgmq.enable_notify_insert(queue_name text, throttle_interval_ms integer DEFAULT 250)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -1402,6 +1495,7 @@ $$;
 CREATE FUNCTION pgmq.update_notify_insert(queue_name text, throttle_interval_ms integer)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     IF throttle_interval_ms < 0 THEN
@@ -1424,6 +1518,7 @@ CREATE FUNCTION pgmq.list_notify_insert_throttles()
 RETURNS TABLE (queue_name text, throttle_interval_ms integer, last_notified_at timestamp with time zone)
 LANGUAGE sql
 STABLE
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT t.queue_name::text, t.throttle_interval_ms, t.last_notified_at
       FROM pgmq.notify_insert_throttle t
@@ -1438,6 +1533,7 @@ CREATE FUNCTION pgmq.validate_routing_key(routing_key text)
 RETURNS boolean
 LANGUAGE plpgsql
 IMMUTABLE
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     IF routing_key IS NULL OR routing_key = '' THEN
@@ -1466,6 +1562,7 @@ CREATE FUNCTION pgmq.validate_topic_pattern(pattern text)
 RETURNS boolean
 LANGUAGE plpgsql
 IMMUTABLE
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     IF pattern IS NULL OR pattern = '' THEN
@@ -1502,6 +1599,7 @@ $$;
 CREATE FUNCTION pgmq.bind_topic(pattern text, queue_name text)
 RETURNS void
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq.validate_topic_pattern(pattern);
@@ -1520,6 +1618,7 @@ $$;
 CREATE FUNCTION pgmq.unbind_topic(pattern text, queue_name text)
 RETURNS boolean
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     IF pattern IS NULL OR pattern = '' THEN
@@ -1539,6 +1638,7 @@ CREATE FUNCTION pgmq.test_routing(routing_key text)
 RETURNS TABLE (pattern text, queue_name text, compiled_regex text)
 LANGUAGE plpgsql
 STABLE
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq.validate_routing_key(routing_key);
@@ -1554,6 +1654,7 @@ CREATE FUNCTION pgmq.list_topic_bindings()
 RETURNS TABLE (pattern text, queue_name text, bound_at timestamp with time zone, compiled_regex text)
 LANGUAGE sql
 STABLE
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT b.pattern, b.queue_name, b.bound_at, b.compiled_regex
       FROM pgmq.topic_bindings b
@@ -1564,6 +1665,7 @@ CREATE FUNCTION pgmq.list_topic_bindings(queue_name text)
 RETURNS TABLE (pattern text, queue_name text, bound_at timestamp with time zone, compiled_regex text)
 LANGUAGE sql
 STABLE
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT b.pattern, b.queue_name, b.bound_at, b.compiled_regex
       FROM pgmq.topic_bindings b
@@ -1574,6 +1676,7 @@ $$;
 CREATE FUNCTION pgmq.send_topic(routing_key text, msg jsonb, headers jsonb, delay integer)
 RETURNS integer
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     q    record;
@@ -1602,6 +1705,7 @@ $$;
 CREATE FUNCTION pgmq.send_topic(routing_key text, msg jsonb)
 RETURNS integer
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT pgmq.send_topic($1, $2, NULL::jsonb, 0);
 $$;
@@ -1609,6 +1713,7 @@ $$;
 CREATE FUNCTION pgmq.send_topic(routing_key text, msg jsonb, delay integer)
 RETURNS integer
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT pgmq.send_topic($1, $2, NULL::jsonb, $3);
 $$;
@@ -1616,6 +1721,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], headers jsonb[], delay timestamp with time zone)
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
 DECLARE
     q record;
@@ -1638,6 +1744,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], headers jsonb[], delay integer)
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT * FROM pgmq.send_batch_topic($1, $2, $3, clock_timestamp() + make_interval(secs => $4));
 $$;
@@ -1645,6 +1752,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[])
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT * FROM pgmq.send_batch_topic($1, $2, NULL::jsonb[], clock_timestamp());
 $$;
@@ -1652,6 +1760,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], headers jsonb[])
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT * FROM pgmq.send_batch_topic($1, $2, $3, clock_timestamp());
 $$;
@@ -1659,6 +1768,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], delay integer)
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT * FROM pgmq.send_batch_topic($1, $2, NULL::jsonb[], clock_timestamp() + make_interval(secs => $3));
 $$;
@@ -1666,6 +1776,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], delay timestamp with time zone)
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE sql
+SET search_path = pg_catalog, pgmq, pg_temp
 AS $$
     SELECT * FROM pgmq.send_batch_topic($1, $2, NULL::jsonb[], $3);
 $$;

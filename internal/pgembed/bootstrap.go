@@ -14,6 +14,9 @@ var superuserExtensions = []string{"pg_stat_statements", "pg_partman"}
 // PartmanSchema is where pg_partman is installed.
 const PartmanSchema = "partman"
 
+// PgmqSchema is the schema of the pgmq extension (its control file names it).
+const PgmqSchema = "pgmq"
+
 // bootstrap creates the default role and database and the extensions. It is
 // idempotent: a reused data directory runs it again on every start.
 func (c *Cluster) bootstrap(ctx context.Context) error {
@@ -56,14 +59,25 @@ func (c *Cluster) bootstrapDB(ctx context.Context, db string) error {
 	}
 	defer conn.Close(ctx)
 	role := pgx.Identifier{c.opts.DefaultRole}.Sanitize()
+	database := pgx.Identifier{db}.Sanitize()
 	partman := pgx.Identifier{PartmanSchema}.Sanitize()
 	stmts := []string{
 		"CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
 		"CREATE SCHEMA IF NOT EXISTS " + partman,
 		"CREATE EXTENSION IF NOT EXISTS pg_partman SCHEMA " + partman,
 		// The default role creates queues, partitioned ones included, and
-		// owns the pgmq extension it creates below.
-		"GRANT CONNECT, CREATE, TEMPORARY ON DATABASE " + pgx.Identifier{db}.Sanitize() + " TO " + role,
+		// owns the pgmq extension it creates below, but it creates nothing
+		// outside schemas pgmq and partman (and its temporary tables): no
+		// CREATE on the database (no schemas; earlier bootstraps granted it,
+		// so it is revoked on every start) and none on schema public (PG15
+		// already keeps it from PUBLIC, PG14 does not).
+		"GRANT CONNECT, TEMPORARY ON DATABASE " + database + " TO " + role,
+		"REVOKE CREATE ON DATABASE " + database + " FROM " + role,
+		`DO $$ BEGIN
+			IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'public') THEN
+				REVOKE CREATE ON SCHEMA public FROM PUBLIC, ` + role + `;
+			END IF;
+		END $$`,
 		"GRANT USAGE, CREATE ON SCHEMA " + partman + " TO " + role,
 		"GRANT ALL ON ALL TABLES IN SCHEMA " + partman + " TO " + role,
 		"GRANT ALL ON ALL SEQUENCES IN SCHEMA " + partman + " TO " + role,
@@ -87,6 +101,13 @@ func (c *Cluster) bootstrapDB(ctx context.Context, db string) error {
 		return err
 	}
 	defer tx.Rollback(ctx)
+	// Without CREATE on the database the role cannot make schema pgmq
+	// itself: the superuser makes it, owned by the role, and CREATE
+	// EXTENSION (run as the role, which so owns the extension) uses it. A
+	// schema that already exists is left as it is.
+	if _, err := tx.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{PgmqSchema}.Sanitize()+" AUTHORIZATION "+role); err != nil {
+		return fmt.Errorf("create schema %s: %w", PgmqSchema, err)
+	}
 	if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+role); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"mqstack/configs"
 	"mqstack/internal/pgembed"
@@ -124,12 +125,40 @@ func TestDefaultRole(t *testing.T) {
 	if who != "mq" {
 		t.Fatalf("current_user = %q", who)
 	}
-	// It can create objects in the default database (queues need that).
-	if _, err := mq.Exec(context.Background(), "CREATE SCHEMA IF NOT EXISTS mq_probe; DROP SCHEMA mq_probe"); err != nil {
-		t.Fatalf("mq cannot create a schema: %v", err)
+	// It cannot create schemas, nor objects in schema public.
+	for _, sql := range []string{
+		"CREATE SCHEMA mq_probe",
+		"CREATE TABLE public.mq_probe (i int)",
+		"CREATE FUNCTION public.mq_probe() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$",
+	} {
+		_, err := mq.Exec(context.Background(), sql)
+		if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			t.Errorf("as mq: %s: err = %v, want SQLSTATE 42501", sql, err)
+		}
+	}
+	// In the default database and template1 (so in databases made from
+	// it) it may create in schemas pgmq and partman only, and keeps
+	// CONNECT and TEMPORARY but not CREATE on the database.
+	for _, db := range []string{"postgres", "template1"} {
+		var schemas []string
+		var create, temp, canConnect bool
+		if err := connect(t, c, pgembed.Superuser, db).QueryRow(context.Background(), `
+			SELECT (SELECT coalesce(array_agg(nspname::text ORDER BY nspname), '{}') FROM pg_namespace
+			         WHERE has_schema_privilege('mq', oid, 'CREATE')),
+			       has_database_privilege('mq', current_database(), 'CREATE'),
+			       has_database_privilege('mq', current_database(), 'TEMPORARY'),
+			       has_database_privilege('mq', current_database(), 'CONNECT')`).Scan(&schemas, &create, &temp, &canConnect); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(schemas, ",") != "partman,pgmq" || create || !temp || !canConnect {
+			t.Errorf("%s: mq may create in schemas %v, database CREATE=%v TEMPORARY=%v CONNECT=%v; want [partman pgmq], false, true, true", db, schemas, create, temp, canConnect)
+		}
 	}
 	// It can do every queue operation, partitioned queues and drops included.
 	for _, sql := range []string{
+		"SELECT pgmq.create('x')",
+		"SELECT pgmq.drop_queue('x')",
+		"CREATE TEMP TABLE mq_probe (i int)",
 		"SELECT pgmq.create('role_probe')",
 		"SELECT pgmq.send('role_probe', '{\"a\":1}')",
 		"SELECT count(*) FROM pgmq.read('role_probe', 30, 1)",
@@ -142,6 +171,105 @@ func TestDefaultRole(t *testing.T) {
 			t.Fatalf("as mq: %s: %v", sql, err)
 		}
 	}
+	// The pinned search_path stays inside pgmq's functions, pg_partman's
+	// session-level set_config() in create_partitioned included.
+	var path string
+	if err := mq.QueryRow(context.Background(), "SHOW search_path").Scan(&path); err != nil || path != `"$user", public` {
+		t.Fatalf("search_path after the queue operations = %q (%v), want the default", path, err)
+	}
+}
+
+// TestBuiltinShadowsInSchemaPgmq: the default role may create functions in
+// schema pgmq, and a session may put pgmq before pg_catalog in its
+// search_path; functions there named like the builtins pgmq's functions call
+// (clock_timestamp() for vt, lower() for the table name, now() in the queue
+// table's default) change nothing, because every pgmq function pins its
+// search_path with pg_catalog first.
+func TestBuiltinShadowsInSchemaPgmq(t *testing.T) {
+	c := testenv.Cluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		su := connect(t, c, pgembed.Superuser, "postgres")
+		if _, err := su.Exec(ctx, `DROP FUNCTION IF EXISTS pgmq.now(), pgmq.clock_timestamp(), pgmq.lower(text);
+			SELECT pgmq.drop_queue(q) FROM (VALUES ('shadow_probe'), ('shadow_made'), ('shadow_decoy')) v(q)
+			 WHERE EXISTS (SELECT 1 FROM pgmq.meta m WHERE m.queue_name = v.q)`); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	mq := connect(t, c, "mq", "postgres")
+	exec := func(sqls ...string) {
+		t.Helper()
+		for _, sql := range sqls {
+			if _, err := mq.Exec(ctx, sql); err != nil {
+				t.Fatalf("as mq: %s: %v", sql, err)
+			}
+		}
+	}
+	exec(
+		"SELECT pgmq.create('shadow_probe')",
+		// the table a hijacked lower() would send messages to
+		"SELECT pgmq.create('shadow_decoy')",
+		`CREATE FUNCTION pgmq.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$`,
+		`CREATE FUNCTION pgmq.clock_timestamp() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$`,
+		`CREATE FUNCTION pgmq.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT 'q_shadow_decoy'::text $$`,
+		"SET search_path = pgmq, pg_catalog, public",
+	)
+	// The shadows are live for the session's own unqualified calls.
+	var shadowed string
+	if err := mq.QueryRow(ctx, "SELECT lower('X')").Scan(&shadowed); err != nil || shadowed != "q_shadow_decoy" {
+		t.Fatalf("shadow not in effect (lower('X') = %q, %v); the test proves nothing", shadowed, err)
+	}
+
+	// sendRead sends to queue and reads the message back: it must land in
+	// the queue's table, with the wall clock's times.
+	sendRead := func(queue string) {
+		t.Helper()
+		var sent int64
+		if err := mq.QueryRow(ctx, `SELECT * FROM pgmq.send($1, '{"n":1}')`, queue).Scan(&sent); err != nil {
+			t.Fatalf("send to %s: %v", queue, err)
+		}
+		var inQueue, inDecoy int
+		if err := mq.QueryRow(ctx, "SELECT (SELECT count(*) FROM pgmq."+pgx.Identifier{"q_" + queue}.Sanitize()+
+			"), (SELECT count(*) FROM pgmq.q_shadow_decoy)").Scan(&inQueue, &inDecoy); err != nil {
+			t.Fatal(err)
+		}
+		if inQueue != 1 || inDecoy != 0 {
+			t.Fatalf("after send: %d messages in q_%s, %d in q_shadow_decoy; want 1 and 0", inQueue, queue, inDecoy)
+		}
+		var (
+			id                            int64
+			body                          string
+			enqueuedNow, vtAhead, readNow bool
+		)
+		if err := mq.QueryRow(ctx, `
+			SELECT msg_id, message->>'n',
+			       enqueued_at > pg_catalog.now() - interval '1 minute',
+			       vt > pg_catalog.clock_timestamp() + interval '20 seconds',
+			       last_read_at > pg_catalog.now() - interval '1 minute'
+			  FROM pgmq.read($1, 30, 1)`, queue).Scan(&id, &body, &enqueuedNow, &vtAhead, &readNow); err != nil {
+			t.Fatalf("read from %s: %v", queue, err)
+		}
+		if id != sent || body != "1" || !enqueuedNow || !vtAhead || !readNow {
+			t.Fatalf("read from %s: msg_id %d (sent %d) n=%s, enqueued_at current %v, vt 30 s ahead %v, last_read_at current %v",
+				queue, id, sent, body, enqueuedNow, vtAhead, readNow)
+		}
+	}
+	sendRead("shadow_probe")
+	// A queue created with the shadows in place: its tables get the right
+	// names and enqueued_at defaults to pg_catalog.now().
+	exec("SELECT pgmq.create('shadow_made')")
+	sendRead("shadow_made")
+
+	exec(
+		"RESET search_path",
+		"DROP FUNCTION pgmq.now(), pgmq.clock_timestamp(), pgmq.lower(text)",
+		"SELECT pgmq.drop_queue('shadow_probe')",
+		"SELECT pgmq.drop_queue('shadow_made')",
+		"SELECT pgmq.drop_queue('shadow_decoy')",
+	)
 }
 
 func TestPrivateSocketOnly(t *testing.T) {
@@ -171,10 +299,17 @@ func TestPrivateSocketOnly(t *testing.T) {
 func TestReuseExistingDataDir(t *testing.T) {
 	c := testenv.NewCluster(t, testenv.Options{})
 	conn := connect(t, c, "mq", "postgres")
-	if _, err := conn.Exec(context.Background(), "CREATE SCHEMA app; CREATE TABLE app.kept (v int); INSERT INTO app.kept VALUES (42)"); err != nil {
+	if _, err := conn.Exec(context.Background(), `SELECT pgmq.create('kept'); SELECT pgmq.send('kept', '{"v":42}')`); err != nil {
 		t.Fatal(err)
 	}
 	conn.Close(context.Background())
+	// What earlier bootstraps granted (CREATE on the databases), and CREATE
+	// on schema public: the next start takes it back.
+	su := connect(t, c, pgembed.Superuser, "postgres")
+	if _, err := su.Exec(context.Background(), "GRANT CREATE ON DATABASE postgres, template1 TO mq; GRANT CREATE ON SCHEMA public TO mq"); err != nil {
+		t.Fatal(err)
+	}
+	su.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := c.Stop(ctx); err != nil {
@@ -187,8 +322,18 @@ func TestReuseExistingDataDir(t *testing.T) {
 	}
 	defer c2.Stop(context.Background())
 	var v int
-	if err := connect(t, c2, "mq", "postgres").QueryRow(context.Background(), "SELECT v FROM app.kept").Scan(&v); err != nil || v != 42 {
+	if err := connect(t, c2, "mq", "postgres").QueryRow(context.Background(), "SELECT (message->>'v')::int FROM pgmq.read('kept', 30, 1)").Scan(&v); err != nil || v != 42 {
 		t.Fatalf("data not kept across restarts: v=%d err=%v", v, err)
+	}
+	for _, db := range []string{"postgres", "template1"} {
+		var dbCreate, publicCreate bool
+		if err := connect(t, c2, pgembed.Superuser, db).QueryRow(context.Background(),
+			"SELECT has_database_privilege('mq', current_database(), 'CREATE'), has_schema_privilege('mq', 'public', 'CREATE')").Scan(&dbCreate, &publicCreate); err != nil {
+			t.Fatal(err)
+		}
+		if dbCreate || publicCreate {
+			t.Errorf("%s after a restart: mq has CREATE on the database %v, on schema public %v; want neither", db, dbCreate, publicCreate)
+		}
 	}
 	// A second start while it runs is refused with a clear message.
 	_, err = testenv.Start(dir, testenv.Options{})
