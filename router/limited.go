@@ -17,7 +17,8 @@ var limitedCatalogs = setOf("pg_type", "pg_namespace", "pg_attribute", "pg_range
 // OID (sizes, privileges, definitions), which tell whether another queue
 // exists and how big it is, and without those that make one row into
 // gigabytes or a million rows (repeat, lpad, generate_series, aggregates):
-// REST runs no constant SELECT at all, so drivers' needs are the measure.
+// REST runs no constant SELECT at all, so drivers' needs (and REST's own
+// json_agg around a call) are the measure.
 var limitedFunctions = setOf(
 	"version", "current_setting", "current_user", "session_user", "current_role", "user",
 	"current_database", "current_catalog", "current_schema", "current_schemas", "pg_backend_pid",
@@ -27,7 +28,7 @@ var limitedFunctions = setOf(
 	"now", "clock_timestamp", "statement_timestamp", "transaction_timestamp", "timeofday",
 	"date_part", "date_trunc", "extract", "age", "make_interval", "to_timestamp", "to_char", "to_date",
 	"jsonb_build_object", "jsonb_build_array", "json_build_object", "json_build_array", "to_jsonb",
-	"to_json", "row_to_json", "array_to_json", "jsonb_array_elements", "jsonb_array_elements_text",
+	"to_json", "json_agg", "jsonb_agg", "row_to_json", "array_to_json", "jsonb_array_elements", "jsonb_array_elements_text",
 	"json_array_elements", "jsonb_array_length", "jsonb_typeof", "jsonb_set", "jsonb_strip_nulls",
 	"array_length", "array_upper", "array_lower", "array_position", "array_remove",
 	"array_append", "array_prepend", "array_cat", "cardinality", "unnest", "string_to_array", "array_to_string",
