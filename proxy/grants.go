@@ -89,6 +89,36 @@ func (s *session) bindParam(n int) (string, bool) {
 
 func noParams(int) (string, bool) { return "", false }
 
+// pinNameParams declares text every parameter that names a queue, routing
+// key or pattern and that the client left to the server (OID 0). Postgres
+// types a parameter at its first use: in
+// `SELECT pgmq.read($1, 0, 1) FROM (SELECT $1::char(10)) s` the name would
+// become char(10) and lose its trailing blanks before pgmq saw it, another
+// name than the grant check read. Declared text, it reaches pgmq as bound.
+func pinNameParams(cls *router.Statement, oids []uint32) []uint32 {
+	for i := range cls.Parts {
+		for _, c := range cls.Parts[i].Calls {
+			for _, a := range []router.Arg{c.Target, c.Pattern} {
+				j := a.Param - 1
+				if j < 0 || j >= maxPinnedParam {
+					continue
+				}
+				for len(oids) <= j {
+					oids = append(oids, 0)
+				}
+				if oids[j] == 0 {
+					oids[j] = oidText
+				}
+			}
+		}
+	}
+	return oids
+}
+
+// maxPinnedParam bounds the parameter numbers pinNameParams pads up to
+// (Postgres allows 65535 parameters).
+const maxPinnedParam = 65535
+
 // binaryTarget finds a pgmq call whose queue is bound in binary format as
 // a type the proxy cannot read as text.
 func (s *session) binaryTarget(st *router.Statement) *router.Denial {

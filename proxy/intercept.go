@@ -61,6 +61,12 @@ func (s *session) interceptQuery(p *router.Part) (it intercept, handled bool, er
 }
 
 // answer completes a statement the proxy answered outside a transaction.
+func (s *session) isPinned() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pinned != ""
+}
+
 func (s *session) answer(tag string) error {
 	return s.writeClient(true, &pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 }
@@ -183,4 +189,57 @@ func (s *session) checkPreparedCaps(name string, size int) error {
 			Hint:    "deallocate (protocol Close or DEALLOCATE) statements the client no longer uses"}
 	}
 	return nil
+}
+
+// deallocation is a DEALLOCATE sent with the extended protocol. It runs on
+// the backend at Execute: the proxy rewrites its Parse to the backend name
+// of the client's statement, and at each Bind forgets what it will drop.
+type deallocation struct {
+	all    bool
+	name   string // the client's statement name
+	target *stmt  // the client's statement at Parse
+}
+
+// deallocateParse rewrites the Parse of a one-statement DEALLOCATE (m is
+// changed in place) and says what its Binds must forget; it refuses a name
+// the client never prepared (26000), as it would reach another client's
+// statement on a shared backend.
+func (s *session) deallocateParse(cls *router.Statement, m *pgproto3.Parse) (*deallocation, error) {
+	p := single(cls)
+	if p == nil || p.Kind != router.KindDeallocate {
+		return nil, nil
+	}
+	if p.Name == "" {
+		return &deallocation{all: true}, nil
+	}
+	s.mu.Lock()
+	target := s.stmts[p.Name]
+	own := s.pinned != "" && s.sqlPrepared[p.Name]
+	s.mu.Unlock()
+	switch {
+	case target != nil:
+		m.Query = "DEALLOCATE " + target.backendName
+		return &deallocation{name: p.Name, target: target}, nil
+	case own:
+		return nil, nil
+	}
+	return nil, &Error{Severity: "ERROR", Code: pgerrcode.InvalidSQLStatementName,
+		Message: fmt.Sprintf("prepared statement %q does not exist", p.Name)}
+}
+
+// applyLocked forgets, at the Bind of a DEALLOCATE, what its Execute drops
+// on c (preparing the statement first when c lacks it, so the DEALLOCATE
+// finds it). s.mu is held.
+func (d *deallocation) applyLocked(s *session, c *backend.Conn) {
+	if d.all {
+		clear(s.stmts)
+		clear(s.sqlPrepared)
+		c.Stmts.Clear()
+		return
+	}
+	s.ensurePreparedLocked(c, d.target)
+	c.Stmts.Remove(d.target.backendName)
+	if s.stmts[d.name] == d.target {
+		delete(s.stmts, d.name)
+	}
 }

@@ -30,6 +30,9 @@ type stmt struct {
 	class    *router.Statement
 	bindAuth bool
 	filter   bool
+	// dealloc is set for a DEALLOCATE prepared with the extended protocol:
+	// what its Bind must make the proxy forget.
+	dealloc *deallocation
 }
 
 func newStmt(m *pgproto3.Parse, named bool) *stmt {

@@ -465,6 +465,7 @@ func (s *session) discardedLocked(c *backend.Conn) {
 	c.UnnamedOwner = nil
 	s.discarding = true
 	clear(s.sqlPrepared)
+	clear(s.stmts) // DISCARD ALL deallocates the client's statements too
 	s.want = maps.Clone(s.baseWant)
 	if s.pinned != pinSessionMode {
 		s.pinned = ""

@@ -64,18 +64,19 @@ func (s *session) statementTimeoutDenial(v string) string {
 
 // limitedSetDenial checks what the router cannot for a grant-limited
 // token's SET and RESET: the statement_timeout bound, and the resets that
-// would drop it (answered by the proxy only as a statement of its own
-// outside a transaction, see answerReset).
-func (s *session) limitedSetDenial(st *router.Statement, attached bool) string {
+// would drop it. Those are refused outright: a reset reaching the backend
+// would hold there for whatever the client pipelined behind it, before the
+// proxy could set the bound again.
+func (s *session) limitedSetDenial(st *router.Statement) string {
 	for i := range st.Parts {
 		p := &st.Parts[i]
 		if p.Kind != router.KindSet {
 			continue
 		}
-		resetsTimeout := p.Reset && (p.Setting == "" || p.Setting == "statement_timeout")
 		switch {
-		case resetsTimeout && (len(st.Parts) != 1 || attached):
-			return "RESET of statement_timeout (RESET ALL included) is answered by the proxy only as a statement of its own outside a transaction"
+		case p.Reset && (p.Setting == "" || p.Setting == "statement_timeout"):
+			return fmt.Sprintf("grant-limited tokens run under proxy.limited_statement_timeout (%s): RESET ALL and RESET statement_timeout would lift it; SET statement_timeout to a value up to it instead",
+				s.srv.config().LimitedStatementTimeout)
 		case p.Setting == "statement_timeout" && !p.Reset && p.ValuesKnown:
 			if why := s.statementTimeoutDenial(p.Value()); why != "" {
 				return why

@@ -52,6 +52,9 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 			}
 		}
 		m.PreparedStatement = s.backendStatementLocked(c, m.PreparedStatement)
+		if st != nil && st.dealloc != nil {
+			st.dealloc.applyLocked(s, c)
+		}
 		c.Frontend().Send(m)
 		for _, v := range m.Parameters {
 			s.pending += len(v)
@@ -68,10 +71,18 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 
 func (s *session) handleParse(m *pgproto3.Parse) error {
 	named := m.Name != ""
+	class := s.srv.router.Classify(m.Query)
+	if s.id.Grants.Limited() {
+		m.ParameterOIDs = pinNameParams(class, m.ParameterOIDs)
+	}
+	dealloc, err := s.deallocateParse(class, m)
 	st := newStmt(m, named)
-	st.class = s.srv.router.Classify(m.Query)
+	st.class = class
 	st.bindAuth = boundTargets(st.class)
-	err := s.checkStatement(st.class, true)
+	st.dealloc = dealloc
+	if err == nil {
+		err = s.checkStatement(st.class)
+	}
 	if err == nil && s.id.Grants.Limited() && !st.bindAuth {
 		st.filter, err = s.authorizeQuery(st.class)
 	}
@@ -128,16 +139,22 @@ func (s *session) handleParse(m *pgproto3.Parse) error {
 
 // checkStatement applies the rules that hold before the grants: for every
 // token SessionDenial; for grant-limited tokens the statement_timeout
-// bound and its resets (extended says the statement may run later, inside
-// a transaction).
-func (s *session) checkStatement(cls *router.Statement, extended bool) error {
+// bound, which nothing they send may lift.
+func (s *session) checkStatement(cls *router.Statement) error {
 	if d := router.SessionDenial(cls); d != nil {
 		return d
 	}
-	if !s.id.Grants.Limited() || !hasSets(cls) {
+	if !s.id.Grants.Limited() {
 		return nil
 	}
-	if why := s.limitedSetDenial(cls, extended || s.attached()); why != "" {
+	if p := single(cls); p != nil && p.Kind == router.KindDiscard && p.Name == "all" && s.isPinned() {
+		return &router.Denial{Kind: p.Kind, Reason: "kind_not_allowed",
+			Detail: "DISCARD ALL would reset a pinned backend's statement_timeout under statements pipelined behind it; use UNLISTEN * and DEALLOCATE ALL"}
+	}
+	if !hasSets(cls) {
+		return nil
+	}
+	if why := s.limitedSetDenial(cls); why != "" {
 		return &router.Denial{Kind: router.KindSet, Reason: "kind_not_allowed", Detail: why}
 	}
 	return nil
@@ -156,7 +173,7 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 	}
 	cls := s.srv.router.Classify(m.String)
 	var filter bool
-	err := s.checkStatement(cls, false)
+	err := s.checkStatement(cls)
 	if err == nil && s.id.Grants.Limited() {
 		if p := single(cls); p != nil && p.Kind == router.KindCreateExtension && !s.attached() {
 			return s.writeClient(true, createExtensionNoop()...)

@@ -627,6 +627,27 @@ func (h *harness) session(ctx context.Context) (*session, error) {
 	}
 }
 
+// nameParamOIDs declares text the parameters that name a queue, routing
+// key or pattern, as the proxy does for grant-limited tokens (proxy
+// pinNameParams): Postgres would otherwise type such a parameter at its
+// first use, which may be a cast to char(n) elsewhere in the statement.
+func nameParamOIDs(cls *router.Statement) []uint32 {
+	var oids []uint32
+	for _, c := range cls.Calls() {
+		for _, a := range []router.Arg{c.Target, c.Pattern} {
+			j := a.Param - 1
+			if j < 0 {
+				continue
+			}
+			for len(oids) <= j {
+				oids = append(oids, 0)
+			}
+			oids[j] = 25 // text
+		}
+	}
+	return oids
+}
+
 // outcome is what one run did in Postgres.
 type outcome struct {
 	denied  error    // the router refused (nothing ran)
@@ -642,8 +663,9 @@ var paramRE = regexp.MustCompile(`\$[0-9]`)
 // role: the session setting first, then BEGIN, the statement, ROLLBACK; then
 // the sentinel tick and a forced statistics flush. With qv != "", the
 // statement is described first and its parameters bound with unspecified
-// types, as drivers do (text parameters to qv, others to fixed values of
-// their type); authorize sees exactly those values and may refuse, in which
+// types, as drivers do, except those naming a queue, which are declared text
+// as the proxy declares them (text parameters to qv, others to fixed values
+// of their type); authorize sees exactly those values and may refuse, in which
 // case nothing runs.
 func (h *harness) run(ctx context.Context, sql string, set setting, qv string, authorize func(router.Params) error) (out outcome, err error) {
 	none := router.Params(func(int) (string, bool) { return "", false })
@@ -670,10 +692,12 @@ func (h *harness) run(ctx context.Context, sql string, set setting, qv string, a
 		}
 	}
 	var values [][]byte
+	var oids []uint32
 	usePrepared := false
 	if qv != "" {
 		params := all
-		if desc, perr := pc.Prepare(ctx, "", sql, nil); perr == nil {
+		oids = nameParamOIDs(router.Classify(sql))
+		if desc, perr := pc.Prepare(ctx, "", sql, oids); perr == nil {
 			usePrepared = true
 			values = make([][]byte, len(desc.ParamOIDs))
 			for i, oid := range desc.ParamOIDs {
@@ -705,7 +729,7 @@ func (h *harness) run(ctx context.Context, sql string, set setting, qv string, a
 		return out, err
 	}
 	if usePrepared {
-		res := pc.ExecParams(ctx, sql, values, nil, nil, nil).Read()
+		res := pc.ExecParams(ctx, sql, values, oids, nil, nil).Read()
 		if res.Err != nil {
 			out.err = res.Err.Error()
 		}
