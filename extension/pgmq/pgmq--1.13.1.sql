@@ -21,17 +21,27 @@
 --  * The wall clock for visibility tests is read once per call and passed as
 --    a parameter ($1), which keeps the predicate `vt <= $1` indexable (a
 --    volatile clock_timestamp() in the WHERE clause is not).
---  * Every function pins its search_path to `pg_catalog, pgmq, pg_temp`
---    (with `SET search_path = ...`; see pg_partman below for the two that
---    pin it in their body), so what its body and the dynamic SQL it runs
---    call never depends on the caller's search_path: pg_catalog comes
---    first, so no function, operator or type in another schema (pgmq
---    included) can shadow a builtin, and pg_temp comes last, so a temporary
---    table cannot shadow a pgmq table.
---    Objects of pgmq and of pg_partman are always schema-qualified anyway
---    (pg_partman's schema is looked up at run time).  The pin makes the SQL
---    functions non-inlinable, which none of the hot paths relies on.
---    No function is SECURITY DEFINER.
+--  * Every function pins its search_path to `pg_catalog, pg_temp` (with
+--    `SET search_path = ...`; see pg_partman below for the two that pin it
+--    in their body), so what its body and the dynamic SQL it runs call never
+--    depends on the caller's search_path.  Schema pgmq is deliberately NOT
+--    on the path: its owner (and whoever may create in it) could otherwise
+--    add e.g. pgmq.format(text, text), and Postgres' function and operator
+--    resolution prefers a closer signature from any schema on the path over
+--    pg_catalog's format(text, VARIADIC "any"), whatever the path's order.
+--    With only pg_catalog (and pg_temp, which is never searched for
+--    functions or operators, and comes last so it cannot shadow a table)
+--    found unqualified, nothing created in pgmq or any other schema can
+--    shadow a builtin, whatever its signature.
+--    Therefore every reference to pgmq's own objects is schema-qualified:
+--    tables, types (RETURNS, DECLARE, casts), functions, sequences, and the
+--    tables of dynamic SQL (always `pgmq.%I`, never a bare `%I`); objects
+--    of pg_partman too (its schema is looked up at run time).  Expressions
+--    stored at install time (column defaults, the generated column) are
+--    written fully qualified, as CREATE EXTENSION runs with the pgmq schema
+--    on its path, and that schema may exist before the extension does.
+--    The pin makes the SQL functions non-inlinable, which none of the hot
+--    paths relies on.  No function is SECURITY DEFINER.
 --  * pg_partman: its create_parent() (4.7 at least) saves the search_path it
 --    finds, sets its own with a session-level set_config() and sets the
 --    saved one back the same way.  A session-level set inside a function
@@ -44,6 +54,9 @@
 --    initializers only call schema-qualified pgmq functions), and set the
 --    caller's path back on the way out (after pg_partman, session-level, as
 --    pg_partman itself does; an error rolls every change back anyway).
+--    PL/pgSQL compiles a function (its DECLARE section included) under the
+--    path in effect at its first call in a backend and keeps the result, so
+--    the local variables of these two are declared `pg_catalog.text`.
 
 \echo Use "CREATE EXTENSION pgmq" to load this file. \quit
 
@@ -87,7 +100,7 @@ CREATE TABLE pgmq.meta (
     queue_name     varchar UNIQUE NOT NULL,
     is_partitioned boolean NOT NULL,
     is_unlogged    boolean NOT NULL,
-    created_at     timestamp with time zone NOT NULL DEFAULT now()
+    created_at     timestamp with time zone NOT NULL DEFAULT pg_catalog.now()
 );
 
 CREATE UNLOGGED TABLE pgmq.notify_insert_throttle (
@@ -95,26 +108,28 @@ CREATE UNLOGGED TABLE pgmq.notify_insert_throttle (
         CONSTRAINT notify_insert_throttle_meta_queue_name_fk
         REFERENCES pgmq.meta (queue_name) ON DELETE CASCADE,
     throttle_interval_ms integer NOT NULL DEFAULT 0,
-    last_notified_at     timestamp with time zone NOT NULL DEFAULT to_timestamp(0)
+    last_notified_at     timestamp with time zone NOT NULL DEFAULT pg_catalog.to_timestamp(0)
 );
 
 CREATE INDEX idx_notify_throttle_active
     ON pgmq.notify_insert_throttle (queue_name, last_notified_at)
-    WHERE throttle_interval_ms > 0;
+    WHERE throttle_interval_ms OPERATOR(pg_catalog.>) 0;
 
 CREATE TABLE pgmq.topic_bindings (
     pattern        text NOT NULL,
     queue_name     text NOT NULL
         CONSTRAINT topic_bindings_meta_queue_name_fk
         REFERENCES pgmq.meta (queue_name) ON DELETE CASCADE,
-    bound_at       timestamp with time zone NOT NULL DEFAULT now(),
+    bound_at       timestamp with time zone NOT NULL DEFAULT pg_catalog.now(),
     -- '^' + pattern with regex metacharacters escaped, '*' -> one segment,
     -- '#' -> anything, + '$'
     compiled_regex text GENERATED ALWAYS AS (
-        '^' || replace(replace(
-                   regexp_replace(pattern, '([.+?{}()|\[\]\\^$])', '\\\1', 'g'),
-                   '*', '[^.]+'),
-               '#', '.*') || '$'
+        '^' OPERATOR(pg_catalog.||)
+        pg_catalog.replace(pg_catalog.replace(
+            pg_catalog.regexp_replace(pattern, '([.+?{}()|\[\]\\^$])', '\\\1', 'g'),
+            '*', '[^.]+'),
+          '#', '.*')
+        OPERATOR(pg_catalog.||) '$'
     ) STORED,
     CONSTRAINT topic_bindings_unique_pattern_queue UNIQUE (pattern, queue_name)
 );
@@ -133,7 +148,7 @@ SELECT pg_catalog.pg_extension_config_dump('pgmq.topic_bindings', '');
 CREATE FUNCTION pgmq.format_table_name(queue_name text, prefix text)
 RETURNS text
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF queue_name ~ '\$|;|--|''' THEN
@@ -146,7 +161,7 @@ $$;
 CREATE FUNCTION pgmq.validate_queue_name(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF length(queue_name) > 47 THEN
@@ -158,7 +173,7 @@ $$;
 CREATE FUNCTION pgmq.acquire_queue_lock(queue_name text)
 RETURNS void
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pgmq.queue_' || queue_name));
 $$;
@@ -166,7 +181,7 @@ $$;
 CREATE FUNCTION pgmq._belongs_to_pgmq(table_name text)
 RETURNS boolean
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (
         SELECT 1
@@ -182,7 +197,7 @@ $$;
 CREATE FUNCTION pgmq._extension_exists(extension_name text)
 RETURNS boolean
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = $1);
 $$;
@@ -190,7 +205,7 @@ $$;
 CREATE FUNCTION pgmq._get_pg_partman_schema()
 RETURNS text
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT n.nspname::text
       FROM pg_catalog.pg_extension e
@@ -201,7 +216,7 @@ $$;
 CREATE FUNCTION pgmq._get_pg_partman_major_version()
 RETURNS integer
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT split_part(e.extversion, '.', 1)::integer
       FROM pg_catalog.pg_extension e
@@ -211,7 +226,7 @@ $$;
 CREATE FUNCTION pgmq._ensure_pg_partman_installed()
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT pgmq._extension_exists('pg_partman') THEN
@@ -225,7 +240,7 @@ $$;
 CREATE FUNCTION pgmq._get_partition_col(partition_interval text)
 RETURNS text
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM partition_interval::integer;
@@ -238,7 +253,7 @@ $$;
 CREATE FUNCTION pgmq._validate_batch_params(msgs jsonb[], headers jsonb[])
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF msgs IS NULL OR cardinality(msgs) = 0 THEN
@@ -258,7 +273,7 @@ $$;
 CREATE FUNCTION pgmq.create_non_partitioned(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -304,7 +319,7 @@ $$;
 CREATE FUNCTION pgmq."create"(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq.create_non_partitioned(queue_name);
@@ -314,7 +329,7 @@ $$;
 CREATE FUNCTION pgmq.create_unlogged(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -367,16 +382,16 @@ RETURNS void
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    qtable  text := pgmq.format_table_name(queue_name, 'q');
-    atable  text := pgmq.format_table_name(queue_name, 'a');
-    partman text;
-    ptype   text;
-    qcol    text;
-    acol    text;
-    caller_search_path text := pg_catalog.current_setting('search_path');
+    qtable  pg_catalog.text := pgmq.format_table_name(queue_name, 'q');
+    atable  pg_catalog.text := pgmq.format_table_name(queue_name, 'a');
+    partman pg_catalog.text;
+    ptype   pg_catalog.text;
+    qcol    pg_catalog.text;
+    acol    pg_catalog.text;
+    caller_search_path pg_catalog.text := pg_catalog.current_setting('search_path');
 BEGIN
     -- pinned in the body, not with a SET clause: see pg_partman above
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pgmq, pg_temp', true);
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM pgmq.validate_queue_name(queue_name);
     PERFORM pgmq.acquire_queue_lock(queue_name);
     PERFORM pgmq._ensure_pg_partman_installed();
@@ -469,14 +484,14 @@ RETURNS void
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    atable  text := pgmq.format_table_name(table_name, 'a');
-    partman text;
-    ptype   text;
-    acol    text;
-    caller_search_path text := pg_catalog.current_setting('search_path');
+    atable  pg_catalog.text := pgmq.format_table_name(table_name, 'a');
+    partman pg_catalog.text;
+    ptype   pg_catalog.text;
+    acol    pg_catalog.text;
+    caller_search_path pg_catalog.text := pg_catalog.current_setting('search_path');
 BEGIN
     -- pinned in the body, not with a SET clause: see pg_partman above
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pgmq, pg_temp', true);
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     -- (the stray "s" after the table name is part of pgmq's message text)
     IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c
                 WHERE c.relname = atable AND c.relkind = 'p') THEN
@@ -538,7 +553,7 @@ $$;
 CREATE FUNCTION pgmq.drop_queue(queue_name text)
 RETURNS boolean
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qtable      text := pgmq.format_table_name(queue_name, 'q');
@@ -580,7 +595,7 @@ $$;
 CREATE FUNCTION pgmq.drop_queue(queue_name text, partitioned boolean)
 RETURNS boolean
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RAISE WARNING 'drop_queue(queue_name, partitioned) is deprecated and will be removed in PGMQ v2.0. Use drop_queue(queue_name) instead';
@@ -592,7 +607,7 @@ $$;
 CREATE FUNCTION pgmq.purge_queue(queue_name text)
 RETURNS bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -609,7 +624,7 @@ $$;
 CREATE FUNCTION pgmq.detach_archive(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq.format_table_name(queue_name, 'a');
@@ -626,7 +641,7 @@ $$;
 CREATE FUNCTION pgmq._send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay timestamp with time zone)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -642,7 +657,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -655,7 +670,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -668,7 +683,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, delay integer)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -681,7 +696,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, delay timestamp with time zone)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -694,7 +709,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb, delay integer)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -707,7 +722,7 @@ $$;
 CREATE FUNCTION pgmq.send(queue_name text, msg jsonb, headers jsonb, delay timestamp with time zone)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -720,7 +735,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, NULL);
@@ -731,7 +746,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, headers);
@@ -742,7 +757,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], delay integer)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, NULL);
@@ -754,7 +769,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], delay timestamp with time zone)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, NULL);
@@ -765,7 +780,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay integer)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, headers);
@@ -777,7 +792,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch(queue_name text, msgs jsonb[], headers jsonb[], delay timestamp with time zone)
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._validate_batch_params(msgs, headers);
@@ -792,7 +807,7 @@ $$;
 CREATE FUNCTION pgmq.read(queue_name text, vt integer, qty integer, conditional jsonb DEFAULT '{}')
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     filter text := '';
@@ -831,7 +846,7 @@ CREATE FUNCTION pgmq.read_with_poll(
 )
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     deadline timestamp with time zone := clock_timestamp() + make_interval(secs => max_poll_seconds);
@@ -852,7 +867,7 @@ $$;
 CREATE FUNCTION pgmq.pop(queue_name text, qty integer DEFAULT 1)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -874,7 +889,7 @@ $$;
 CREATE FUNCTION pgmq.set_vt(queue_name text, msg_id bigint, vt integer)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -890,7 +905,7 @@ $$;
 CREATE FUNCTION pgmq.set_vt(queue_name text, msg_id bigint, vt timestamp with time zone)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -906,7 +921,7 @@ $$;
 CREATE FUNCTION pgmq.set_vt(queue_name text, msg_ids bigint[], vt integer)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -924,7 +939,7 @@ $$;
 CREATE FUNCTION pgmq.set_vt(queue_name text, msg_ids bigint[], vt timestamp with time zone)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -955,7 +970,7 @@ $$;
 CREATE FUNCTION pgmq.read_grouped(queue_name text, vt integer, qty integer)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qtable    text := pgmq.format_table_name(queue_name, 'q');
@@ -1042,7 +1057,7 @@ $$;
 CREATE FUNCTION pgmq.read_grouped_rr(queue_name text, vt integer, qty integer)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -1123,7 +1138,7 @@ $$;
 CREATE FUNCTION pgmq.read_grouped_head(queue_name text, vt integer, qty integer)
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -1161,7 +1176,7 @@ CREATE FUNCTION pgmq.read_grouped_with_poll(
 )
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     deadline timestamp with time zone := clock_timestamp() + make_interval(secs => max_poll_seconds);
@@ -1188,7 +1203,7 @@ CREATE FUNCTION pgmq.read_grouped_rr_with_poll(
 )
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     deadline timestamp with time zone := clock_timestamp() + make_interval(secs => max_poll_seconds);
@@ -1215,7 +1230,7 @@ CREATE FUNCTION pgmq.read_grouped_head_with_poll(
 )
 RETURNS SETOF pgmq.message_record
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     deadline timestamp with time zone := clock_timestamp() + make_interval(secs => max_poll_seconds);
@@ -1236,7 +1251,7 @@ $$;
 CREATE FUNCTION pgmq._create_fifo_index_if_not_exists(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -1251,7 +1266,7 @@ $$;
 CREATE FUNCTION pgmq.create_fifo_index(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq._create_fifo_index_if_not_exists(queue_name);
@@ -1261,7 +1276,7 @@ $$;
 CREATE FUNCTION pgmq.create_fifo_indexes_all()
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q record;
@@ -1279,7 +1294,7 @@ $$;
 CREATE FUNCTION pgmq.delete(queue_name text, msg_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -1295,7 +1310,7 @@ $$;
 CREATE FUNCTION pgmq.delete(queue_name text, msg_ids bigint[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -1308,7 +1323,7 @@ $$;
 CREATE FUNCTION pgmq.archive(queue_name text, msg_id bigint)
 RETURNS boolean
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -1330,7 +1345,7 @@ $$;
 CREATE FUNCTION pgmq.archive(queue_name text, msg_ids bigint[])
 RETURNS SETOF bigint
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN QUERY EXECUTE format(
@@ -1353,7 +1368,7 @@ $$;
 CREATE FUNCTION pgmq.list_queues()
 RETURNS SETOF pgmq.queue_record
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT m.queue_name, m.is_partitioned, m.is_unlogged, m.created_at FROM pgmq.meta m;
 $$;
@@ -1364,7 +1379,7 @@ $$;
 CREATE FUNCTION pgmq.metrics(queue_name text)
 RETURNS pgmq.metrics_result
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -1403,7 +1418,7 @@ $$;
 CREATE FUNCTION pgmq.metrics_all()
 RETURNS SETOF pgmq.metrics_result
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q record;
@@ -1421,7 +1436,7 @@ $$;
 CREATE FUNCTION pgmq.notify_queue_listeners()
 RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qname  text;
@@ -1451,7 +1466,7 @@ $$;
 CREATE FUNCTION pgmq.disable_notify_insert(queue_name text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS trigger_notify_queue_insert_listeners ON pgmq.%I',
@@ -1464,7 +1479,7 @@ $$;
 CREATE FUNCTION pgmq.enable_notify_insert(queue_name text, throttle_interval_ms integer DEFAULT 250)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qtable text := pgmq.format_table_name(queue_name, 'q');
@@ -1495,7 +1510,7 @@ $$;
 CREATE FUNCTION pgmq.update_notify_insert(queue_name text, throttle_interval_ms integer)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF throttle_interval_ms < 0 THEN
@@ -1518,7 +1533,7 @@ CREATE FUNCTION pgmq.list_notify_insert_throttles()
 RETURNS TABLE (queue_name text, throttle_interval_ms integer, last_notified_at timestamp with time zone)
 LANGUAGE sql
 STABLE
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT t.queue_name::text, t.throttle_interval_ms, t.last_notified_at
       FROM pgmq.notify_insert_throttle t
@@ -1533,7 +1548,7 @@ CREATE FUNCTION pgmq.validate_routing_key(routing_key text)
 RETURNS boolean
 LANGUAGE plpgsql
 IMMUTABLE
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF routing_key IS NULL OR routing_key = '' THEN
@@ -1562,7 +1577,7 @@ CREATE FUNCTION pgmq.validate_topic_pattern(pattern text)
 RETURNS boolean
 LANGUAGE plpgsql
 IMMUTABLE
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF pattern IS NULL OR pattern = '' THEN
@@ -1599,7 +1614,7 @@ $$;
 CREATE FUNCTION pgmq.bind_topic(pattern text, queue_name text)
 RETURNS void
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq.validate_topic_pattern(pattern);
@@ -1618,7 +1633,7 @@ $$;
 CREATE FUNCTION pgmq.unbind_topic(pattern text, queue_name text)
 RETURNS boolean
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF pattern IS NULL OR pattern = '' THEN
@@ -1638,7 +1653,7 @@ CREATE FUNCTION pgmq.test_routing(routing_key text)
 RETURNS TABLE (pattern text, queue_name text, compiled_regex text)
 LANGUAGE plpgsql
 STABLE
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM pgmq.validate_routing_key(routing_key);
@@ -1654,7 +1669,7 @@ CREATE FUNCTION pgmq.list_topic_bindings()
 RETURNS TABLE (pattern text, queue_name text, bound_at timestamp with time zone, compiled_regex text)
 LANGUAGE sql
 STABLE
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT b.pattern, b.queue_name, b.bound_at, b.compiled_regex
       FROM pgmq.topic_bindings b
@@ -1665,7 +1680,7 @@ CREATE FUNCTION pgmq.list_topic_bindings(queue_name text)
 RETURNS TABLE (pattern text, queue_name text, bound_at timestamp with time zone, compiled_regex text)
 LANGUAGE sql
 STABLE
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT b.pattern, b.queue_name, b.bound_at, b.compiled_regex
       FROM pgmq.topic_bindings b
@@ -1676,7 +1691,7 @@ $$;
 CREATE FUNCTION pgmq.send_topic(routing_key text, msg jsonb, headers jsonb, delay integer)
 RETURNS integer
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q    record;
@@ -1705,7 +1720,7 @@ $$;
 CREATE FUNCTION pgmq.send_topic(routing_key text, msg jsonb)
 RETURNS integer
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pgmq.send_topic($1, $2, NULL::jsonb, 0);
 $$;
@@ -1713,7 +1728,7 @@ $$;
 CREATE FUNCTION pgmq.send_topic(routing_key text, msg jsonb, delay integer)
 RETURNS integer
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pgmq.send_topic($1, $2, NULL::jsonb, $3);
 $$;
@@ -1721,7 +1736,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], headers jsonb[], delay timestamp with time zone)
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q record;
@@ -1744,7 +1759,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], headers jsonb[], delay integer)
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM pgmq.send_batch_topic($1, $2, $3, clock_timestamp() + make_interval(secs => $4));
 $$;
@@ -1752,7 +1767,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[])
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM pgmq.send_batch_topic($1, $2, NULL::jsonb[], clock_timestamp());
 $$;
@@ -1760,7 +1775,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], headers jsonb[])
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM pgmq.send_batch_topic($1, $2, $3, clock_timestamp());
 $$;
@@ -1768,7 +1783,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], delay integer)
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM pgmq.send_batch_topic($1, $2, NULL::jsonb[], clock_timestamp() + make_interval(secs => $3));
 $$;
@@ -1776,7 +1791,7 @@ $$;
 CREATE FUNCTION pgmq.send_batch_topic(routing_key text, msgs jsonb[], delay timestamp with time zone)
 RETURNS TABLE (queue_name text, msg_id bigint)
 LANGUAGE sql
-SET search_path = pg_catalog, pgmq, pg_temp
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT * FROM pgmq.send_batch_topic($1, $2, NULL::jsonb[], $3);
 $$;

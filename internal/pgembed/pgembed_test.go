@@ -179,22 +179,34 @@ func TestDefaultRole(t *testing.T) {
 	}
 }
 
-// TestBuiltinShadowsInSchemaPgmq: the default role may create functions in
-// schema pgmq, and a session may put pgmq before pg_catalog in its
-// search_path; functions there named like the builtins pgmq's functions call
-// (clock_timestamp() for vt, lower() for the table name, now() in the queue
-// table's default) change nothing, because every pgmq function pins its
-// search_path with pg_catalog first.
+// TestBuiltinShadowsInSchemaPgmq: the default role may create functions and
+// operators in schema pgmq, and a session may put pgmq before pg_catalog in
+// its search_path; functions there named like the builtins pgmq's functions
+// call (clock_timestamp() for vt, lower() for the table name, now() in the
+// queue table's default) change nothing. Neither do those with a closer
+// signature than the builtin's, which Postgres prefers from any schema on
+// the path whatever its order: format(text, text) and format(text, text,
+// text) (the builtin is format(text, VARIADIC "any"); pgmq builds every
+// queue table's name with it), make_interval(secs integer) (the builtin's
+// secs is double precision; vt), and the operator ->>(jsonb, jsonb) (the
+// group key headers->>'x-pgmq-group' would take it, the builtin's right
+// argument is text). Every pgmq function pins its search_path to
+// pg_catalog, pg_temp, without pgmq, and qualifies pgmq's own objects.
 func TestBuiltinShadowsInSchemaPgmq(t *testing.T) {
 	c := testenv.Cluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	const dropShadows = `DROP OPERATOR IF EXISTS pgmq.->> (jsonb, jsonb);
+		DROP FUNCTION IF EXISTS pgmq.now(), pgmq.clock_timestamp(), pgmq.lower(text),
+			pgmq.format(text, text), pgmq.format(text, text, text),
+			pgmq.make_interval(integer), pgmq.shadow_arrow(jsonb, jsonb)`
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		su := connect(t, c, pgembed.Superuser, "postgres")
-		if _, err := su.Exec(ctx, `DROP FUNCTION IF EXISTS pgmq.now(), pgmq.clock_timestamp(), pgmq.lower(text);
-			SELECT pgmq.drop_queue(q) FROM (VALUES ('shadow_probe'), ('shadow_made'), ('shadow_decoy')) v(q)
+		if _, err := su.Exec(ctx, dropShadows+`;
+			SELECT pgmq.drop_queue(q)
+			  FROM (VALUES ('shadow_probe'), ('shadow_made'), ('shadow_part'), ('shadow_decoy')) v(q)
 			 WHERE EXISTS (SELECT 1 FROM pgmq.meta m WHERE m.queue_name = v.q)`); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
@@ -208,35 +220,57 @@ func TestBuiltinShadowsInSchemaPgmq(t *testing.T) {
 			}
 		}
 	}
+	const sessionPath = "pgmq, pg_catalog, public"
 	exec(
 		"SELECT pgmq.create('shadow_probe')",
-		// the table a hijacked lower() would send messages to
+		// the table a hijacked lower() or format() would send messages to
 		"SELECT pgmq.create('shadow_decoy')",
 		`CREATE FUNCTION pgmq.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$`,
 		`CREATE FUNCTION pgmq.clock_timestamp() RETURNS timestamptz LANGUAGE sql AS $$ SELECT '2000-01-01'::timestamptz $$`,
 		`CREATE FUNCTION pgmq.lower(text) RETURNS text LANGUAGE sql AS $$ SELECT 'q_shadow_decoy'::text $$`,
-		"SET search_path = pgmq, pg_catalog, public",
+		// format('... pgmq.%I ...', table) and format('... pgmq.%1$I ...%2$s', table, filter)
+		// with the decoy's table name
+		`CREATE FUNCTION pgmq.format(text, text) RETURNS text LANGUAGE sql
+			AS $$ SELECT pg_catalog.format($1, 'q_shadow_decoy') $$`,
+		`CREATE FUNCTION pgmq.format(text, text, text) RETURNS text LANGUAGE sql
+			AS $$ SELECT pg_catalog.format($1, 'q_shadow_decoy', $3) $$`,
+		`CREATE FUNCTION pgmq.make_interval(secs integer) RETURNS interval LANGUAGE sql AS $$ SELECT interval '0' $$`,
+		`CREATE FUNCTION pgmq.shadow_arrow(jsonb, jsonb) RETURNS text LANGUAGE sql AS $$ SELECT 'shadow_group'::text $$`,
+		`CREATE OPERATOR pgmq.->> (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = pgmq.shadow_arrow)`,
+		"SET search_path = "+sessionPath,
 	)
 	// The shadows are live for the session's own unqualified calls.
-	var shadowed string
-	if err := mq.QueryRow(ctx, "SELECT lower('X')").Scan(&shadowed); err != nil || shadowed != "q_shadow_decoy" {
-		t.Fatalf("shadow not in effect (lower('X') = %q, %v); the test proves nothing", shadowed, err)
+	for sql, want := range map[string]string{
+		"SELECT lower('X')":                                "q_shadow_decoy",
+		"SELECT format('pgmq.%I', 'q_x'::text)":            "pgmq.q_shadow_decoy",
+		"SELECT format('%1$I%2$s', 'q_x'::text, ''::text)": "q_shadow_decoy",
+		"SELECT make_interval(secs => 30)::text":           "00:00:00",
+		`SELECT '{"g":"x"}'::jsonb ->> '"g"'`:              "shadow_group",
+	} {
+		var got string
+		if err := mq.QueryRow(ctx, sql).Scan(&got); err != nil || got != want {
+			t.Fatalf("shadow not in effect (%s = %q, %v; want %q); the test proves nothing", sql, got, err, want)
+		}
 	}
 
+	count := func(table string) int {
+		t.Helper()
+		var n int
+		if err := mq.QueryRow(ctx, "SELECT count(*) FROM pgmq."+pgx.Identifier{table}.Sanitize()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
 	// sendRead sends to queue and reads the message back: it must land in
-	// the queue's table, with the wall clock's times.
+	// the queue's table, with the wall clock's times. Then two messages of
+	// two groups: a grouped read must see both groups.
 	sendRead := func(queue string) {
 		t.Helper()
 		var sent int64
 		if err := mq.QueryRow(ctx, `SELECT * FROM pgmq.send($1, '{"n":1}')`, queue).Scan(&sent); err != nil {
 			t.Fatalf("send to %s: %v", queue, err)
 		}
-		var inQueue, inDecoy int
-		if err := mq.QueryRow(ctx, "SELECT (SELECT count(*) FROM pgmq."+pgx.Identifier{"q_" + queue}.Sanitize()+
-			"), (SELECT count(*) FROM pgmq.q_shadow_decoy)").Scan(&inQueue, &inDecoy); err != nil {
-			t.Fatal(err)
-		}
-		if inQueue != 1 || inDecoy != 0 {
+		if inQueue, inDecoy := count("q_"+queue), count("q_shadow_decoy"); inQueue != 1 || inDecoy != 0 {
 			t.Fatalf("after send: %d messages in q_%s, %d in q_shadow_decoy; want 1 and 0", inQueue, queue, inDecoy)
 		}
 		var (
@@ -245,7 +279,7 @@ func TestBuiltinShadowsInSchemaPgmq(t *testing.T) {
 			enqueuedNow, vtAhead, readNow bool
 		)
 		if err := mq.QueryRow(ctx, `
-			SELECT msg_id, message->>'n',
+			SELECT msg_id, message OPERATOR(pg_catalog.->>) 'n',
 			       enqueued_at > pg_catalog.now() - interval '1 minute',
 			       vt > pg_catalog.clock_timestamp() + interval '20 seconds',
 			       last_read_at > pg_catalog.now() - interval '1 minute'
@@ -256,18 +290,44 @@ func TestBuiltinShadowsInSchemaPgmq(t *testing.T) {
 			t.Fatalf("read from %s: msg_id %d (sent %d) n=%s, enqueued_at current %v, vt 30 s ahead %v, last_read_at current %v",
 				queue, id, sent, body, enqueuedNow, vtAhead, readNow)
 		}
+
+		for _, g := range []string{"g1", "g2"} {
+			if _, err := mq.Exec(ctx, `SELECT pgmq.send($1, '{}', jsonb_build_object('x-pgmq-group', $2::text))`, queue, g); err != nil {
+				t.Fatalf("send to %s, group %s: %v", queue, g, err)
+			}
+		}
+		if inQueue, inDecoy := count("q_"+queue), count("q_shadow_decoy"); inQueue != 3 || inDecoy != 0 {
+			t.Fatalf("after the grouped sends: %d messages in q_%s, %d in q_shadow_decoy; want 3 and 0", inQueue, queue, inDecoy)
+		}
+		// one head per group: the default group's (read above, invisible), g1's and g2's
+		var heads int
+		if err := mq.QueryRow(ctx, `SELECT count(*) FROM pgmq.read_grouped_head($1, 30, 10)`, queue).Scan(&heads); err != nil {
+			t.Fatalf("read_grouped_head from %s: %v", queue, err)
+		}
+		if heads != 2 {
+			t.Fatalf("read_grouped_head from %s: %d messages, want 2 (the heads of g1 and g2)", queue, heads)
+		}
 	}
 	sendRead("shadow_probe")
 	// A queue created with the shadows in place: its tables get the right
 	// names and enqueued_at defaults to pg_catalog.now().
 	exec("SELECT pgmq.create('shadow_made')")
 	sendRead("shadow_made")
+	// create_partitioned pins the path in its body (pg_partman) and gives
+	// the session its own back.
+	exec("SELECT pgmq.create_partitioned('shadow_part', '100', '1000')")
+	var path string
+	if err := mq.QueryRow(ctx, "SHOW search_path").Scan(&path); err != nil || path != sessionPath {
+		t.Fatalf("search_path after create_partitioned = %q (%v), want %q", path, err, sessionPath)
+	}
+	sendRead("shadow_part")
 
 	exec(
 		"RESET search_path",
-		"DROP FUNCTION pgmq.now(), pgmq.clock_timestamp(), pgmq.lower(text)",
+		dropShadows,
 		"SELECT pgmq.drop_queue('shadow_probe')",
 		"SELECT pgmq.drop_queue('shadow_made')",
+		"SELECT pgmq.drop_queue('shadow_part')",
 		"SELECT pgmq.drop_queue('shadow_decoy')",
 	)
 }

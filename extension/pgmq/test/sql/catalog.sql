@@ -13,8 +13,9 @@ SELECT s AS signature FROM (
  ORDER BY s COLLATE "C";
 
 -- attributes: volatility (others are volatile), no STRICT / SECURITY DEFINER /
--- comments, all PARALLEL UNSAFE; the only SET clause pins search_path, on every
--- function but the two that call pg_partman (they pin it in their body)
+-- comments, all PARALLEL UNSAFE; the only SET clause pins search_path to
+-- pg_catalog, pg_temp (pgmq is not on it: nothing in pgmq may shadow a builtin),
+-- on every function but the two that call pg_partman (they pin it in their body)
 SELECT p.proname, p.provolatile
   FROM pg_proc p WHERE p.pronamespace = 'pgmq'::regnamespace AND p.provolatile <> 'v'
  ORDER BY 1, 2;
@@ -22,11 +23,12 @@ SELECT count(*) AS functions,
        count(*) FILTER (WHERE p.proisstrict) AS strict,
        count(*) FILTER (WHERE p.prosecdef) AS secdef,
        count(*) FILTER (WHERE p.proconfig IS NOT NULL) AS with_set,
-       count(*) FILTER (WHERE p.proconfig = '{"search_path=pg_catalog, pgmq, pg_temp"}') AS pinned,
+       count(*) FILTER (WHERE p.proconfig = '{"search_path=pg_catalog, pg_temp"}') AS pinned,
        count(*) FILTER (WHERE p.proparallel <> 'u') AS parallel_not_unsafe,
        count(*) FILTER (WHERE obj_description(p.oid, 'pg_proc') IS NOT NULL) AS commented
   FROM pg_proc p WHERE p.pronamespace = 'pgmq'::regnamespace;
-SELECT p.proname AS pinned_in_body
+SELECT p.proname AS pinned_in_body,
+       p.prosrc LIKE '%set_config(''search_path'', ''pg_catalog, pg_temp'', true)%' AS pins
   FROM pg_proc p WHERE p.pronamespace = 'pgmq'::regnamespace AND p.proconfig IS NULL
  ORDER BY 1;
 
