@@ -146,7 +146,9 @@ func (s *Server) handleCall(r *http.Request, f *function, name string, obs *Obse
 		return id, result{}, fmt.Errorf("BUG: router classifies %q as %d calls (uncertain: %q)", c.sql, len(calls), st.Uncertain())
 	}
 	target := calls[0].Target
-	obs.Op = string(calls[0].Op)
+	if op := calls[0].Op; op != 0 {
+		obs.Op = op.String()
+	}
 	if target.Param > 0 && target.Param <= len(c.args) && c.args[target.Param-1] != nil {
 		obs.Queue = *c.args[target.Param-1]
 	} else if target.Literal != "" {

@@ -7,7 +7,7 @@ import "time"
 // (metrics.max_queues).
 type Observation struct {
 	Function string        // pgmq function, from the REST function table
-	Op       string        // grant op of the function (router.Op), "" when refused before it was known
+	Op       string        // grant op of the function (auth.Op's name), "" when refused before it was known
 	Queue    string        // queue or routing key as given, "" for listings and early refusals
 	Outcome  string        // ok, unauthorized, denied, not_found, client_error, canceled, unavailable, error
 	Status   int           // HTTP status

@@ -10,11 +10,11 @@ import (
 // Denial is a statement the grant check refuses. The proxy sends it as
 // ERROR 42501 (the session stays usable); REST answers 403.
 type Denial struct {
-	Kind   Kind   // statement kind
-	Queue  string // the queue or routing key, "" when none
-	Op     Op     // the missing op, "" when the kind itself is not allowed
-	Reason string // bounded metric label: missing_grant, uncertain, kind_not_allowed
-	Detail string // why, for the message
+	Kind   Kind    // statement kind
+	Queue  string  // the queue or routing key, "" when none
+	Op     auth.Op // the missing op, 0 when the kind itself is not allowed
+	Reason string  // bounded metric label: missing_grant, uncertain, kind_not_allowed
+	Detail string  // why, for the message
 	// Session marks a rule that holds for every token (SessionDenial), not
 	// a grant.
 	Session bool
@@ -30,8 +30,8 @@ func (d *Denial) Error() string {
 	if d.Queue != "" {
 		fmt.Fprintf(&b, " on %q", d.Queue)
 	}
-	if d.Op != "" {
-		fmt.Fprintf(&b, " needs the %q grant", d.Op)
+	if d.Op != 0 {
+		fmt.Fprintf(&b, " needs the %q grant", d.Op.String())
 	}
 	if d.Detail != "" {
 		fmt.Fprintf(&b, " (%s)", d.Detail)
@@ -97,7 +97,7 @@ func authorizePart(g *auth.Grants, p *Part, params Params, dec *Decision) error 
 			return &Denial{Kind: p.Kind, Reason: "kind_not_allowed", Detail: "only a queue's insert-notification channel pgmq.q_<queue>.INSERT may be listened to"}
 		}
 		if !g.Allows(auth.OpRead, queue) {
-			return &Denial{Kind: p.Kind, Queue: queue, Op: OpRead, Reason: "missing_grant"}
+			return &Denial{Kind: p.Kind, Queue: queue, Op: auth.OpRead, Reason: "missing_grant"}
 		}
 		return nil
 	case KindPgmq:
@@ -166,24 +166,16 @@ func SessionDenial(st *Statement) *Denial {
 }
 
 func authorizeCall(g *auth.Grants, kind Kind, c Call, params Params) (filter bool, err error) {
-	var op auth.Op
-	if c.Op != "" {
-		o, ok := auth.ParseOp(string(c.Op))
-		if !ok {
-			return false, fmt.Errorf("BUG: router op %q unknown to auth", c.Op)
-		}
-		op = o
-	}
 	switch c.Scope {
 	case ScopePure:
 		return false, nil
 	case ScopeAllQueues:
-		if !g.AllowsAll(op) {
+		if !g.AllowsAll(c.Op) {
 			return false, &Denial{Kind: kind, Queue: "*", Op: c.Op, Reason: "missing_grant", Detail: "pgmq." + c.Function + " acts on every queue"}
 		}
 		return false, nil
 	case ScopeListing:
-		if !g.AllowsAny(op) {
+		if !g.AllowsAny(c.Op) {
 			return false, &Denial{Kind: kind, Op: c.Op, Reason: "missing_grant", Detail: "pgmq." + c.Function + " needs list on some queue"}
 		}
 		return true, nil
@@ -198,7 +190,7 @@ func authorizeCall(g *auth.Grants, kind Kind, c Call, params Params) (filter boo
 		}
 		return false, nil
 	}
-	if !g.Allows(op, name) {
+	if !g.Allows(c.Op, name) {
 		return false, &Denial{Kind: kind, Queue: name, Op: c.Op, Reason: "missing_grant"}
 	}
 	if c.Function == "bind_topic" {
@@ -207,7 +199,7 @@ func authorizeCall(g *auth.Grants, kind Kind, c Call, params Params) (filter boo
 			return false, err
 		}
 		if !g.AllowsTopicPattern(pattern) {
-			return false, &Denial{Kind: kind, Queue: pattern, Op: OpRead, Reason: "missing_grant",
+			return false, &Denial{Kind: kind, Queue: pattern, Op: auth.OpRead, Reason: "missing_grant",
 				Detail: "bind_topic delivers every message sent under the pattern's routing keys: it needs read on topics covering the pattern"}
 		}
 	}

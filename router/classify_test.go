@@ -4,17 +4,19 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"mqstack/auth"
 )
 
 func lit(s string) Arg { return Arg{Literal: s} }
 func param(n int) Arg  { return Arg{Param: n} }
-func q(fn string, op Op, a Arg) Call {
+func q(fn string, op auth.Op, a Arg) Call {
 	return Call{Function: fn, Op: op, Scope: ScopeQueue, Target: a}
 }
 
 // send is a send call with its message argument.
 func send(a, msg Arg) Call {
-	return Call{Function: "send", Op: OpSend, Scope: ScopeQueue, Target: a, Message: msg}
+	return Call{Function: "send", Op: auth.OpSend, Scope: ScopeQueue, Target: a, Message: msg}
 }
 
 // Statements real clients send, and what the router must make of them.
@@ -28,27 +30,27 @@ var classifyCases = []struct {
 }{
 	// pgmq calls as psql users, pgmq-py, pgmq-js and pgx send them
 	{"psql send", `SELECT pgmq.send('orders', '{"a":1}')`, []Kind{KindPgmq}, []Call{send(lit("orders"), lit(`{"a":1}`))}, "", nil},
-	{"select star read", `select * from pgmq.read('orders', 30, 1)`, []Kind{KindPgmq}, []Call{q("read", OpRead, lit("orders"))}, "", nil},
-	{"named params", `SELECT * FROM pgmq.read(queue_name => $1, vt => $2, qty => $3)`, []Kind{KindPgmq}, []Call{q("read", OpRead, param(1))}, "", nil},
-	{"named out of order", `SELECT * FROM pgmq.read(vt => 30, qty => 1, queue_name => 'Jobs')`, []Kind{KindPgmq}, []Call{q("read", OpRead, lit("Jobs"))}, "", nil},
+	{"select star read", `select * from pgmq.read('orders', 30, 1)`, []Kind{KindPgmq}, []Call{q("read", auth.OpRead, lit("orders"))}, "", nil},
+	{"named params", `SELECT * FROM pgmq.read(queue_name => $1, vt => $2, qty => $3)`, []Kind{KindPgmq}, []Call{q("read", auth.OpRead, param(1))}, "", nil},
+	{"named out of order", `SELECT * FROM pgmq.read(vt => 30, qty => 1, queue_name => 'Jobs')`, []Kind{KindPgmq}, []Call{q("read", auth.OpRead, lit("Jobs"))}, "", nil},
 	{"old named notation", `SELECT pgmq.send(queue_name := 'x', msg := '{}')`, []Kind{KindPgmq}, []Call{send(lit("x"), lit("{}"))}, "", nil},
 	{"python client", `select * from pgmq.send(queue_name=>$1::text, msg=>$2::jsonb, delay=>$3::integer);`, []Kind{KindPgmq}, []Call{send(param(1), param(2))}, "", nil},
 	{"casts", `SELECT pgmq.send($1::text, $2::jsonb)`, []Kind{KindPgmq}, []Call{send(param(1), param(2))}, "", nil},
-	{"alias and columns", `SELECT r.msg_id, r.message FROM pgmq.read('q', 30, 10) AS r WHERE r.read_ct < 5`, []Kind{KindPgmq}, []Call{q("read", OpRead, lit("q"))}, "", nil},
-	{"archive batch", `SELECT pgmq.archive('q', ARRAY[1,2,3]::bigint[])`, []Kind{KindPgmq}, []Call{q("archive", OpArchive, lit("q"))}, "", nil},
-	{"pop", `SELECT * FROM pgmq.pop('q')`, []Kind{KindPgmq}, []Call{q("pop", OpPop, lit("q"))}, "", nil},
-	{"create", `SELECT pgmq.create($1)`, []Kind{KindPgmq}, []Call{q("create", OpCreate, param(1))}, "", nil},
+	{"alias and columns", `SELECT r.msg_id, r.message FROM pgmq.read('q', 30, 10) AS r WHERE r.read_ct < 5`, []Kind{KindPgmq}, []Call{q("read", auth.OpRead, lit("q"))}, "", nil},
+	{"archive batch", `SELECT pgmq.archive('q', ARRAY[1,2,3]::bigint[])`, []Kind{KindPgmq}, []Call{q("archive", auth.OpArchive, lit("q"))}, "", nil},
+	{"pop", `SELECT * FROM pgmq.pop('q')`, []Kind{KindPgmq}, []Call{q("pop", auth.OpPop, lit("q"))}, "", nil},
+	{"create", `SELECT pgmq.create($1)`, []Kind{KindPgmq}, []Call{q("create", auth.OpCreate, param(1))}, "", nil},
 	{"unqualified", `SELECT send('orders', '{}')`, []Kind{KindPgmq}, []Call{send(lit("orders"), lit("{}"))}, "", nil},
 	{"null queue", `SELECT pgmq.send(NULL, '{}')`, []Kind{KindPgmq}, []Call{send(Arg{Null: true}, lit("{}"))}, "", nil},
-	{"bind topic", `SELECT pgmq.bind_topic('logs.*', 'q1')`, []Kind{KindPgmq}, []Call{{Function: "bind_topic", Op: OpCreate, Scope: ScopeQueue, Target: lit("q1"), Pattern: lit("logs.*")}}, "", nil},
-	{"convert archive", `SELECT pgmq.convert_archive_partitioned('q')`, []Kind{KindPgmq}, []Call{q("convert_archive_partitioned", OpCreate, lit("q"))}, "", nil},
-	{"send topic", `select pgmq.send_topic('logs.error', '{}')`, []Kind{KindPgmq}, []Call{{Function: "send_topic", Op: OpPublish, Scope: ScopeTopic, Target: lit("logs.error"), Message: lit("{}")}}, "", nil},
-	{"metrics all", `SELECT * FROM pgmq.metrics_all()`, []Kind{KindPgmq}, []Call{{Function: "metrics_all", Op: OpList, Scope: ScopeListing}}, "", nil},
-	{"bindings of one queue", `select * from pgmq.list_topic_bindings('q')`, []Kind{KindPgmq}, []Call{q("list_topic_bindings", OpList, lit("q"))}, "", nil},
-	{"all bindings", `select * from pgmq.list_topic_bindings()`, []Kind{KindPgmq}, []Call{{Function: "list_topic_bindings", Op: OpList, Scope: ScopeListing}}, "", nil},
-	{"fifo all", `SELECT pgmq.create_fifo_indexes_all()`, []Kind{KindPgmq}, []Call{{Function: "create_fifo_indexes_all", Op: OpCreate, Scope: ScopeAllQueues}}, "", nil},
+	{"bind topic", `SELECT pgmq.bind_topic('logs.*', 'q1')`, []Kind{KindPgmq}, []Call{{Function: "bind_topic", Op: auth.OpCreate, Scope: ScopeQueue, Target: lit("q1"), Pattern: lit("logs.*")}}, "", nil},
+	{"convert archive", `SELECT pgmq.convert_archive_partitioned('q')`, []Kind{KindPgmq}, []Call{q("convert_archive_partitioned", auth.OpCreate, lit("q"))}, "", nil},
+	{"send topic", `select pgmq.send_topic('logs.error', '{}')`, []Kind{KindPgmq}, []Call{{Function: "send_topic", Op: auth.OpPublish, Scope: ScopeTopic, Target: lit("logs.error"), Message: lit("{}")}}, "", nil},
+	{"metrics all", `SELECT * FROM pgmq.metrics_all()`, []Kind{KindPgmq}, []Call{{Function: "metrics_all", Op: auth.OpList, Scope: ScopeListing}}, "", nil},
+	{"bindings of one queue", `select * from pgmq.list_topic_bindings('q')`, []Kind{KindPgmq}, []Call{q("list_topic_bindings", auth.OpList, lit("q"))}, "", nil},
+	{"all bindings", `select * from pgmq.list_topic_bindings()`, []Kind{KindPgmq}, []Call{{Function: "list_topic_bindings", Op: auth.OpList, Scope: ScopeListing}}, "", nil},
+	{"fifo all", `SELECT pgmq.create_fifo_indexes_all()`, []Kind{KindPgmq}, []Call{{Function: "create_fifo_indexes_all", Op: auth.OpCreate, Scope: ScopeAllQueues}}, "", nil},
 	{"pure helper", `SELECT pgmq.validate_routing_key('a.b')`, []Kind{KindPgmq}, []Call{{Function: "validate_routing_key", Scope: ScopePure}}, "", nil},
-	{"count of read", `SELECT count(*) FROM pgmq.read('q', 30, 5)`, []Kind{KindPgmq}, []Call{q("read", OpRead, lit("q"))}, "", nil},
+	{"count of read", `SELECT count(*) FROM pgmq.read('q', 30, 5)`, []Kind{KindPgmq}, []Call{q("read", auth.OpRead, lit("q"))}, "", nil},
 	{"multi statement", `BEGIN; SELECT pgmq.send('a','{}'); SELECT pgmq.send('b','{}'); COMMIT`,
 		[]Kind{KindTransaction, KindPgmq, KindPgmq, KindTransaction}, []Call{send(lit("a"), lit("{}")), send(lit("b"), lit("{}"))}, "", nil},
 

@@ -1,20 +1,6 @@
 package router
 
-// Op is a queue operation a grant names (auth.md, "Queue grants").
-type Op string
-
-// The operations of the grant model.
-const (
-	OpSend    Op = "send"
-	OpRead    Op = "read"
-	OpDelete  Op = "delete"
-	OpArchive Op = "archive"
-	OpPop     Op = "pop"
-	OpCreate  Op = "create"
-	OpDrop    Op = "drop"
-	OpList    Op = "list"
-	OpPublish Op = "publish"
-)
+import "mqstack/auth"
 
 // Scope says what a pgmq function's grant is checked against.
 type Scope uint8
@@ -34,7 +20,7 @@ const (
 
 // fnSpec describes one public pgmq function for the router.
 type fnSpec struct {
-	op    Op
+	op    auth.Op
 	scope Scope
 	arg   string // name of the argument holding the queue or routing key
 	pos   int    // its position (0-based)
@@ -44,55 +30,55 @@ type fnSpec struct {
 	pattern string
 }
 
-func queueFn(op Op) fnSpec { return fnSpec{op: op, scope: ScopeQueue, arg: "queue_name"} }
+func queueFn(op auth.Op) fnSpec { return fnSpec{op: op, scope: ScopeQueue, arg: "queue_name"} }
 
 // pgmqFunctions are the functions of pgmq 1.13.1 a client may call, by name.
 // Internal helpers (names starting with "_", the trigger function,
 // acquire_queue_lock) are absent on purpose: calling them is refused.
 var pgmqFunctions = map[string]fnSpec{
-	"send":                         {op: OpSend, scope: ScopeQueue, arg: "queue_name", msg: "msg"},
-	"send_batch":                   {op: OpSend, scope: ScopeQueue, arg: "queue_name", msg: "msgs"},
-	"read":                         queueFn(OpRead),
-	"read_with_poll":               queueFn(OpRead),
-	"read_grouped":                 queueFn(OpRead),
-	"read_grouped_rr":              queueFn(OpRead),
-	"read_grouped_head":            queueFn(OpRead),
-	"read_grouped_with_poll":       queueFn(OpRead),
-	"read_grouped_rr_with_poll":    queueFn(OpRead),
-	"read_grouped_head_with_poll":  queueFn(OpRead),
-	"set_vt":                       queueFn(OpRead),
-	"delete":                       queueFn(OpDelete),
-	"archive":                      queueFn(OpArchive),
-	"pop":                          queueFn(OpPop),
-	"create":                       queueFn(OpCreate),
-	"create_non_partitioned":       queueFn(OpCreate),
-	"create_unlogged":              queueFn(OpCreate),
-	"create_partitioned":           queueFn(OpCreate),
-	"create_fifo_index":            queueFn(OpCreate),
-	"enable_notify_insert":         queueFn(OpCreate),
-	"disable_notify_insert":        queueFn(OpCreate),
-	"update_notify_insert":         queueFn(OpCreate),
-	"convert_archive_partitioned":  {op: OpCreate, scope: ScopeQueue, arg: "table_name"},
-	"bind_topic":                   {op: OpCreate, scope: ScopeQueue, arg: "queue_name", pos: 1, pattern: "pattern"},
-	"unbind_topic":                 {op: OpCreate, scope: ScopeQueue, arg: "queue_name", pos: 1},
-	"drop_queue":                   queueFn(OpDrop),
-	"purge_queue":                  queueFn(OpDrop),
-	"detach_archive":               queueFn(OpDrop),
-	"metrics":                      queueFn(OpList),
-	"list_queues":                  {op: OpList, scope: ScopeListing},
-	"metrics_all":                  {op: OpList, scope: ScopeListing},
-	"list_notify_insert_throttles": {op: OpList, scope: ScopeListing},
-	"test_routing":                 {op: OpList, scope: ScopeListing},
-	"create_fifo_indexes_all":      {op: OpCreate, scope: ScopeAllQueues},
-	"send_topic":                   {op: OpPublish, scope: ScopeTopic, arg: "routing_key", msg: "msg"},
-	"send_batch_topic":             {op: OpPublish, scope: ScopeTopic, arg: "routing_key", msg: "msgs"},
+	"send":                         {op: auth.OpSend, scope: ScopeQueue, arg: "queue_name", msg: "msg"},
+	"send_batch":                   {op: auth.OpSend, scope: ScopeQueue, arg: "queue_name", msg: "msgs"},
+	"read":                         queueFn(auth.OpRead),
+	"read_with_poll":               queueFn(auth.OpRead),
+	"read_grouped":                 queueFn(auth.OpRead),
+	"read_grouped_rr":              queueFn(auth.OpRead),
+	"read_grouped_head":            queueFn(auth.OpRead),
+	"read_grouped_with_poll":       queueFn(auth.OpRead),
+	"read_grouped_rr_with_poll":    queueFn(auth.OpRead),
+	"read_grouped_head_with_poll":  queueFn(auth.OpRead),
+	"set_vt":                       queueFn(auth.OpRead),
+	"delete":                       queueFn(auth.OpDelete),
+	"archive":                      queueFn(auth.OpArchive),
+	"pop":                          queueFn(auth.OpPop),
+	"create":                       queueFn(auth.OpCreate),
+	"create_non_partitioned":       queueFn(auth.OpCreate),
+	"create_unlogged":              queueFn(auth.OpCreate),
+	"create_partitioned":           queueFn(auth.OpCreate),
+	"create_fifo_index":            queueFn(auth.OpCreate),
+	"enable_notify_insert":         queueFn(auth.OpCreate),
+	"disable_notify_insert":        queueFn(auth.OpCreate),
+	"update_notify_insert":         queueFn(auth.OpCreate),
+	"convert_archive_partitioned":  {op: auth.OpCreate, scope: ScopeQueue, arg: "table_name"},
+	"bind_topic":                   {op: auth.OpCreate, scope: ScopeQueue, arg: "queue_name", pos: 1, pattern: "pattern"},
+	"unbind_topic":                 {op: auth.OpCreate, scope: ScopeQueue, arg: "queue_name", pos: 1},
+	"drop_queue":                   queueFn(auth.OpDrop),
+	"purge_queue":                  queueFn(auth.OpDrop),
+	"detach_archive":               queueFn(auth.OpDrop),
+	"metrics":                      queueFn(auth.OpList),
+	"list_queues":                  {op: auth.OpList, scope: ScopeListing},
+	"metrics_all":                  {op: auth.OpList, scope: ScopeListing},
+	"list_notify_insert_throttles": {op: auth.OpList, scope: ScopeListing},
+	"test_routing":                 {op: auth.OpList, scope: ScopeListing},
+	"create_fifo_indexes_all":      {op: auth.OpCreate, scope: ScopeAllQueues},
+	"send_topic":                   {op: auth.OpPublish, scope: ScopeTopic, arg: "routing_key", msg: "msg"},
+	"send_batch_topic":             {op: auth.OpPublish, scope: ScopeTopic, arg: "routing_key", msg: "msgs"},
 	"validate_queue_name":          {scope: ScopePure},
 	"validate_routing_key":         {scope: ScopePure},
 	"validate_topic_pattern":       {scope: ScopePure},
 	"format_table_name":            {scope: ScopePure},
 	// list_topic_bindings() lists all bindings; list_topic_bindings(queue_name)
 	// one queue's: classify handles the two arities.
-	"list_topic_bindings": {op: OpList, scope: ScopeListing},
+	"list_topic_bindings": {op: auth.OpList, scope: ScopeListing},
 }
 
 // vouchedFunctions are built-in functions without side effects that

@@ -1,6 +1,10 @@
 package router
 
-import "slices"
+import (
+	"slices"
+
+	"mqstack/auth"
+)
 
 // Kind is what one SQL statement is, as far as grants care.
 type Kind uint8
@@ -48,8 +52,8 @@ type Arg struct {
 
 // Call is one pgmq function call found in a statement.
 type Call struct {
-	Function string // pgmq function name, e.g. "send"
-	Op       Op     // "" for pure helpers
+	Function string  // pgmq function name, e.g. "send"
+	Op       auth.Op // 0 for pure helpers
 	Scope    Scope
 	Target   Arg // the queue (ScopeQueue) or routing key (ScopeTopic)
 	// Message is the msg (or msgs) argument of the send functions, for

@@ -6,6 +6,8 @@ import (
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"mqstack/auth"
 )
 
 // treeScan walks one statement's parse tree and records on its Part what
@@ -237,7 +239,7 @@ func (sc *treeScan) pgmqCall(name string, spec fnSpec, fc *pg_query.FuncCall) {
 		positional = append(positional, a)
 	}
 	if name == "list_topic_bindings" && len(fc.Args) > 0 {
-		spec = fnSpec{op: OpList, scope: ScopeQueue, arg: "queue_name"}
+		spec = fnSpec{op: auth.OpList, scope: ScopeQueue, arg: "queue_name"}
 		call.Scope = ScopeQueue
 	}
 	if spec.scope == ScopeQueue || spec.scope == ScopeTopic {

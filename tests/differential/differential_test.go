@@ -249,8 +249,8 @@ func routerView(st *router.Statement, params router.Params) string {
 		var calls []string
 		for _, c := range p.Calls {
 			cs := c.Function
-			if c.Op != "" {
-				cs += "[" + string(c.Op) + "]"
+			if c.Op != 0 {
+				cs += "[" + c.Op.String() + "]"
 			}
 			switch c.Scope {
 			case router.ScopeQueue, router.ScopeTopic:
