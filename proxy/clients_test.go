@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/internal/pgembed"
+	"mqstack/internal/testenv"
 )
 
 func pgBin(t testing.TB, name string) string {
@@ -33,7 +35,7 @@ func (h *harness) runPG(t testing.TB, prog string, stdin string, args ...string)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, pgBin(t, prog), args...)
 	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGPORT="+h.port(), "PGUSER=mq", "PGDATABASE=postgres",
-		"PGPASSWORD="+mint(t, "mq", time.Hour), "PGSSLMODE=disable", "PGCONNECT_TIMEOUT=10")
+		"PGPASSWORD="+testenv.Token(t, testSecret, auth.MintOptions{}), "PGSSLMODE=disable", "PGCONNECT_TIMEOUT=10")
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -15,7 +15,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"mqstack/auth"
 	"mqstack/configs"
+	"mqstack/internal/testenv"
 )
 
 func pgCode(err error) string {
@@ -75,7 +77,7 @@ func TestClientDisconnectMidTransaction(t *testing.T) {
 		}
 		c.PgConn().Conn().Close() // vanish without Terminate
 		d := h.direct(t)
-		waitFor(t, 15*time.Second, "the backend to be rolled back", func() bool {
+		testenv.WaitFor(t, 15*time.Second, "the backend to be rolled back", func() bool {
 			var n int
 			d.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'mq' AND (state <> 'idle' OR xact_start IS NOT NULL)").Scan(&n)
 			return n == 0
@@ -183,16 +185,16 @@ func TestAuthRefusals(t *testing.T) {
 		}
 		return err
 	}
-	expired := mint(t, "mq", time.Second)
+	expired := testenv.Token(t, testSecret, auth.MintOptions{TTL: time.Second})
 	time.Sleep(0) // the leeway is 30s: mint one in the past instead
 	_ = expired
 	for _, tc := range []struct {
 		name, user, pw, code, msg string
 	}{
 		{"garbage", "mq", "not-a-token", "28P01", "malformed"},
-		{"bad signature", "mq", mint(t, "mq", time.Hour)[:40] + "x" + mint(t, "mq", time.Hour)[41:], "28P01", ""},
-		{"user differs from role", "someone", mint(t, "mq", time.Hour), "28000", `"someone"`},
-		{"superuser role", "postgres", mint(t, "postgres", time.Hour), "28000", "superuser"},
+		{"bad signature", "mq", testenv.Token(t, testSecret, auth.MintOptions{})[:40] + "x" + testenv.Token(t, testSecret, auth.MintOptions{})[41:], "28P01", ""},
+		{"user differs from role", "someone", testenv.Token(t, testSecret, auth.MintOptions{}), "28000", `"someone"`},
+		{"superuser role", "postgres", testenv.Token(t, testSecret, auth.MintOptions{Role: "postgres"}), "28000", "superuser"},
 		{"oversize", "mq", strings.Repeat("a", 9000), "28P01", "too long"},
 	} {
 		err := try(tc.user, tc.pw)
@@ -203,7 +205,7 @@ func TestAuthRefusals(t *testing.T) {
 			t.Errorf("%s: error shows the token", tc.name)
 		}
 	}
-	if err := try("mq", mint(t, "mq", time.Hour), "replication=database"); pgCode(err) != "0A000" {
+	if err := try("mq", testenv.Token(t, testSecret, auth.MintOptions{}), "replication=database"); pgCode(err) != "0A000" {
 		t.Errorf("replication: want 0A000, got %v", err)
 	}
 }
@@ -247,7 +249,7 @@ func TestStartupNegotiation(t *testing.T) {
 	if _, ok := m.(*pgproto3.AuthenticationCleartextPassword); !ok {
 		t.Fatalf("want a password request, got %#v", m)
 	}
-	fe.Send(&pgproto3.PasswordMessage{Password: mint(t, "mq", time.Hour)})
+	fe.Send(&pgproto3.PasswordMessage{Password: testenv.Token(t, testSecret, auth.MintOptions{})})
 	fe.Flush()
 	expect[*pgproto3.ReadyForQuery](t, fe)
 }
@@ -270,7 +272,7 @@ func TestShutdownDrains(t *testing.T) {
 		defer cancel()
 		done <- h.srv.Shutdown(sctx)
 	}()
-	waitFor(t, 5*time.Second, "the idle client to be closed", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the idle client to be closed", func() bool {
 		return idle.Ping(ctx) != nil
 	})
 	if _, err := tx.Exec(ctx, "SELECT 2"); err != nil {

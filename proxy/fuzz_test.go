@@ -17,6 +17,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/goleak"
+
+	"mqstack/auth"
+	"mqstack/internal/testenv"
 )
 
 // Live fuzz targets: the bytes go to a real proxy session in front of the
@@ -86,7 +89,7 @@ func (l *fuzzLive) login(t *testing.T, nc net.Conn) {
 		}
 		switch m := msg.(type) {
 		case *pgproto3.AuthenticationCleartextPassword:
-			fe.Send(&pgproto3.PasswordMessage{Password: mint(t, "mq", time.Hour)})
+			fe.Send(&pgproto3.PasswordMessage{Password: testenv.Token(t, testSecret, auth.MintOptions{})})
 			if err := fe.Flush(); err != nil {
 				t.Fatal(err)
 			}

@@ -14,16 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"mqstack/auth"
+	"mqstack/internal/testenv"
 )
-
-func mintGrants(t testing.TB, grants, deny []auth.GrantEntry) string {
-	t.Helper()
-	tok, err := auth.Mint(testSecret, auth.MintOptions{Role: "mq", TTL: time.Hour, Grants: grants, Deny: deny})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
 
 // connectToken connects as mq with tok in the given pgx mode.
 func (h *harness) connectToken(t testing.TB, tok string, mode pgx.QueryExecMode) *pgx.Conn {
@@ -108,10 +100,10 @@ func grantFixture(t *testing.T, h *harness, prefix string) (tok string) {
 			t.Fatalf("%s: %v", sql, err)
 		}
 	}
-	return mintGrants(t, []auth.GrantEntry{
+	return testenv.Token(t, testSecret, auth.MintOptions{Grants: []auth.GrantEntry{
 		{Queues: []string{prefix + "orders*"}, Ops: []string{"send", "read", "delete", "archive", "list"}},
 		{Topics: []string{prefix + ".allowed"}, Ops: []string{"publish"}},
-	}, []auth.GrantEntry{{Queues: []string{prefix + "orders_admin*"}, Ops: []string{"*"}}})
+	}, Deny: []auth.GrantEntry{{Queues: []string{prefix + "orders_admin*"}, Ops: []string{"*"}}}})
 }
 
 var execModes = []struct {

@@ -90,15 +90,6 @@ func newHarnessOn(t testing.TB, cl *pgembed.Cluster, tweak func(p *configs.Proxy
 	return h
 }
 
-func mint(t testing.TB, role string, ttl time.Duration) string {
-	t.Helper()
-	tok, err := auth.Mint(testSecret, auth.MintOptions{Role: role, TTL: ttl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 func (h *harness) port() string {
 	_, p, _ := net.SplitHostPort(h.addr)
 	return p
@@ -107,7 +98,7 @@ func (h *harness) port() string {
 // connString is a libpq string for the proxy as role mq with a fresh token.
 func (h *harness) connString(extra ...string) string {
 	return fmt.Sprintf("host=127.0.0.1 port=%s user=mq dbname=postgres sslmode=disable password=%s %s",
-		h.port(), mint(h.t, "mq", time.Hour), strings.Join(extra, " "))
+		h.port(), testenv.Token(h.t, testSecret, auth.MintOptions{}), strings.Join(extra, " "))
 }
 
 func (h *harness) connect(t testing.TB, extra ...string) *pgx.Conn {
@@ -137,18 +128,6 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // testSchema makes schema mq_test, owned by role mq, for test tables.

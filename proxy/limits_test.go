@@ -11,8 +11,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/internal/pgembed"
+	"mqstack/internal/testenv"
 )
 
 // connectWith connects through the proxy with token tok.
@@ -40,7 +42,7 @@ func TestTokenShareOfPool(t *testing.T) {
 		pool.CheckoutTimeout = 500 * time.Millisecond
 	})
 	ctx := ctxT(t, 60*time.Second)
-	tok := mint(t, "mq", time.Hour)
+	tok := testenv.Token(t, testSecret, auth.MintOptions{})
 	a1, a2, a3 := h.connectWith(t, tok, ""), h.connectWith(t, tok, ""), h.connectWith(t, tok, "")
 	tx1, err := a1.Begin(ctx)
 	if err != nil {
@@ -140,9 +142,9 @@ func TestIdleInTransactionTimeout(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("the waiting client: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the close to be counted", func() bool { return closed() == before+1 })
+	testenv.WaitFor(t, 10*time.Second, "the close to be counted", func() bool { return closed() == before+1 })
 	direct := h.direct(t)
-	waitFor(t, 10*time.Second, "no backend idle in a transaction", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "no backend idle in a transaction", func() bool {
 		var n int
 		err := direct.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 			WHERE usename = 'mq' AND state LIKE 'idle in transaction%'`).Scan(&n)
@@ -174,7 +176,7 @@ func TestStartupDatabases(t *testing.T) {
 			c.Close(context.Background())
 		}
 	})
-	tok := mint(t, "mq", time.Hour)
+	tok := testenv.Token(t, testSecret, auth.MintOptions{})
 	open := func(db string) (string, error) {
 		c, err := pgx.Connect(ctx, fmt.Sprintf("host=127.0.0.1 port=%s user=mq dbname=%s sslmode=disable password=%s", h.port(), db, tok))
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"mqstack/auth"
+	"mqstack/internal/testenv"
 )
 
 // counterWith reads the counter whose labels include all of want.
@@ -52,22 +53,19 @@ func TestAuthAndCloseMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close(ctx) // Terminate
-	tok := mint(t, "mq", time.Hour)
+	tok := testenv.Token(t, testSecret, auth.MintOptions{})
 	bad := tok[:len(tok)-4] + "AAAA"
 	cfg, _ := pgx.ParseConfig("host=127.0.0.1 port=" + h.port() + " user=mq dbname=postgres sslmode=disable")
 	cfg.Password = bad
 	if _, err := pgx.ConnectConfig(ctx, cfg); err == nil {
 		t.Fatal("a bad signature was accepted")
 	}
-	expired, err := auth.Mint(testSecret, auth.MintOptions{Role: "mq", TTL: time.Minute, Now: time.Now().Add(-time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	expired := testenv.Token(t, testSecret, auth.MintOptions{TTL: time.Minute, Now: time.Now().Add(-time.Hour)})
 	cfg.Password = expired
 	if _, err := pgx.ConnectConfig(ctx, cfg); err == nil {
 		t.Fatal("an expired token was accepted")
 	}
-	waitFor(t, 5*time.Second, "close metrics", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "close metrics", func() bool {
 		return counterWith(t, h, "mqstack_connections_closed_total", map[string]string{"reason": closeAuthFailed}) >= 2 &&
 			counterWith(t, h, "mqstack_connections_closed_total", map[string]string{"reason": closeClientQuit}) >= 1
 	})

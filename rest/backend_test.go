@@ -9,8 +9,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/internal/backend"
+	"mqstack/internal/testenv"
 )
 
 // The same calls on mqstack's own backend pools (internal/backend), as
@@ -35,7 +37,7 @@ func TestBackendPools(t *testing.T) {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
-	e := &testEnv{t: t, cluster: c, srv: srv, ts: ts, token: mint(t, "mq", nil)}
+	e := &testEnv{t: t, cluster: c, srv: srv, ts: ts, token: testenv.Token(t, testSecret, auth.MintOptions{})}
 	dropQueues(t, c, "be_q")
 	defer dropQueues(t, c, "be_q")
 
@@ -48,7 +50,7 @@ func TestBackendPools(t *testing.T) {
 	e.must("delete", `{"queue_name":"be_q","msg_ids":[2,3,4]}`, 200, `[2,3]`)
 	e.must("send", `{"queue_name":"nope_q","msg":1}`, 404, `{"code":"42P01",ANY}`)
 	e.must("read", `{"queue_name":"be_q","vt":1.5,"qty":1}`, 400, `{"code":"22P02",ANY}`)
-	checkResp(t, "superuser", e.do(req{path: "list_queues", token: mint(t, "postgres", nil)}), 403, `{"code":"28000",ANY}`)
+	checkResp(t, "superuser", e.do(req{path: "list_queues", token: testenv.Token(t, testSecret, auth.MintOptions{Role: "postgres"})}), 403, `{"code":"28000",ANY}`)
 	checkResp(t, "readyz", e.do(req{method: "GET", path: "/readyz", token: "-"}), 200, `{"status":"ok"}`)
 
 	// Long polls on a pool of 2.

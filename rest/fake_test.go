@@ -13,6 +13,7 @@ import (
 
 	"mqstack/auth"
 	"mqstack/configs"
+	"mqstack/internal/testenv"
 )
 
 var errBoom = errors.New("connection reset by peer")
@@ -58,7 +59,7 @@ func newFakeEnv(t *testing.T, pools Pools) *fakeEnv {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
-	return &fakeEnv{testEnv: &testEnv{t: t, srv: srv, ts: ts, token: mint(t, "mq", nil)}, logs: logs}
+	return &fakeEnv{testEnv: &testEnv{t: t, srv: srv, ts: ts, token: testenv.Token(t, testSecret, auth.MintOptions{})}, logs: logs}
 }
 
 func (e *fakeEnv) logged(errorID string) bool {
@@ -71,9 +72,5 @@ func (e *fakeEnv) logged(errorID string) bool {
 }
 
 func expiredToken(t *testing.T) string {
-	tok, err := auth.Mint(testSecret, auth.MintOptions{Role: "mq", TTL: time.Minute, Now: time.Now().Add(-time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testenv.Token(t, testSecret, auth.MintOptions{TTL: time.Minute, Now: time.Now().Add(-time.Hour)})
 }

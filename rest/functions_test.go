@@ -8,6 +8,7 @@ import (
 
 	"mqstack/auth"
 	"mqstack/configs"
+	"mqstack/internal/testenv"
 )
 
 // Every function of the API, in its forms, against real Postgres.
@@ -162,10 +163,7 @@ func TestErrorRows(t *testing.T) {
 		if got := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer realm="mqstack", error="invalid_token", error_description="malformed token`) {
 			t.Fatalf("WWW-Authenticate %q", got)
 		}
-		other, err := auth.Mint([]byte("another-secret-0123456789abcdef-0123456789"), auth.MintOptions{Role: "mq", TTL: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
+		other := testenv.Token(t, []byte("another-secret-0123456789abcdef-0123456789"), auth.MintOptions{})
 		r = e.do(req{path: "list_queues", token: other})
 		checkResp(t, "wrong key", r, 401, `{"code":"PGRST301","message":"bad token signatureANY}`)
 	})
@@ -181,11 +179,11 @@ func TestErrorRows(t *testing.T) {
 		checkResp(t, "bEaReR", r, 200, `[ANY]`)
 	})
 	t.Run("403 superuser role", func(t *testing.T) {
-		r := e.do(req{path: "list_queues", token: mint(t, "postgres", nil)})
+		r := e.do(req{path: "list_queues", token: testenv.Token(t, testSecret, auth.MintOptions{Role: "postgres"})})
 		checkResp(t, "superuser", r, 403, `{"code":"28000","message":"superuser role not allowedANY}`)
 	})
 	t.Run("403 unknown role", func(t *testing.T) {
-		r := e.do(req{path: "list_queues", token: mint(t, "no_such_role", nil)})
+		r := e.do(req{path: "list_queues", token: testenv.Token(t, testSecret, auth.MintOptions{Role: "no_such_role"})})
 		checkResp(t, "no such role", r, 403, `{"code":"28000","message":"role \"no_such_role\" does not exist",ANY}`)
 	})
 	t.Run("404 unknown function", func(t *testing.T) {

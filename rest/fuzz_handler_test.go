@@ -10,7 +10,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"mqstack/auth"
 	"mqstack/configs"
+	"mqstack/internal/testenv"
 )
 
 // rowPools answers every statement with one row that fits every result
@@ -53,7 +55,7 @@ func FuzzHandler(f *testing.F) {
 		f.Fatal(err)
 	}
 	h := srv.Handler()
-	tok := mint(f, "mq", nil)
+	tok := testenv.Token(f, testSecret, auth.MintOptions{})
 	f.Fuzz(func(t *testing.T, fn string, post bool, contentType string, body []byte) {
 		method := http.MethodGet
 		if post {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"mqstack/auth"
+	"mqstack/internal/testenv"
 )
 
 // Grant-limited tokens: the op on the queue, publish on the routing key,
@@ -19,11 +20,11 @@ func TestGrants(t *testing.T) {
 		e.must("create", `{"queue_name":"`+q+`"}`, 204, ``)
 	}
 	e.must("bind_topic", `{"pattern":"g.*","queue_name":"g_dlq"}`, 204, ``)
-	tok := mint(t, "mq", []auth.GrantEntry{
+	tok := testenv.Token(t, testSecret, auth.MintOptions{Grants: []auth.GrantEntry{
 		{Queues: []string{"g_orders*"}, Ops: []string{"send"}},
 		{Queues: []string{"g_dlq"}, Ops: []string{"read", "delete", "list"}},
 		{Topics: []string{"g.allowed"}, Ops: []string{"publish"}},
-	})
+	}})
 	limited := func(fn, body string, status int, want string) {
 		t.Helper()
 		r := e.do(req{path: fn, body: body, token: tok})
@@ -49,7 +50,7 @@ func TestGrants(t *testing.T) {
 	limited("metrics", `{"queue_name":"g_dlq"}`, 200, `{"queue_name":"g_dlq",ANY}`)
 	limited("metrics", `{"queue_name":"g_orders"}`, 403, `{"code":"42501",ANY}`)
 	// A token that may list nothing may not list.
-	sendOnly := mint(t, "mq", []auth.GrantEntry{{Queues: []string{"g_orders"}, Ops: []string{"send"}}})
+	sendOnly := testenv.Token(t, testSecret, auth.MintOptions{Grants: []auth.GrantEntry{{Queues: []string{"g_orders"}, Ops: []string{"send"}}}})
 	r := e.do(req{path: "list_queues", token: sendOnly})
 	checkResp(t, "list without list grant", r, 403, `{"code":"42501",ANY}`)
 

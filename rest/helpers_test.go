@@ -121,7 +121,7 @@ func newEnv(t testing.TB, poolSize int, opts ...envOption) *testEnv {
 	}
 	ts := httptest.NewUnstartedServer(srv.Handler())
 	ts.Start()
-	e := &testEnv{t: t, cluster: c, pools: pools, srv: srv, ts: ts, token: mint(t, "mq", nil)}
+	e := &testEnv{t: t, cluster: c, pools: pools, srv: srv, ts: ts, token: testenv.Token(t, testSecret, auth.MintOptions{})}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -130,15 +130,6 @@ func newEnv(t testing.TB, poolSize int, opts ...envOption) *testEnv {
 		pools.Close()
 	})
 	return e
-}
-
-func mint(t testing.TB, role string, grants []auth.GrantEntry) string {
-	t.Helper()
-	tok, err := auth.Mint(testSecret, auth.MintOptions{Role: role, TTL: time.Hour, Grants: grants})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 // req is one HTTP request of a test.

@@ -11,9 +11,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/internal/backend"
 	"mqstack/internal/pgembed"
+	"mqstack/internal/testenv"
 )
 
 // One token holds at most pool.max_share of a backend pool over REST too:
@@ -43,7 +45,7 @@ func TestBackendPoolsTokenShare(t *testing.T) {
 	}
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
-	e := &testEnv{t: t, cluster: c, srv: srv, ts: ts, token: mint(t, "mq", nil)}
+	e := &testEnv{t: t, cluster: c, srv: srv, ts: ts, token: testenv.Token(t, testSecret, auth.MintOptions{})}
 	dropQueues(t, c, "share_q")
 	defer dropQueues(t, c, "share_q")
 	e.must("create", `{"queue_name":"share_q"}`, 204, ``)
@@ -65,7 +67,7 @@ func TestBackendPoolsTokenShare(t *testing.T) {
 	if _, err := tx.Exec(ctx, "LOCK TABLE pgmq.q_share_q IN ACCESS EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
-	tok := mint(t, "mq", nil)
+	tok := testenv.Token(t, testSecret, auth.MintOptions{})
 	id, err := v.Verify(tok)
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func TestQueueLabelsOnlyForExistingQueues(t *testing.T) {
 	}
 	t.Cleanup(func() { direct.Exec(context.Background(), "SELECT pgmq.drop_queue($1)", real) })
 
-	tok := mint(t, []auth.GrantEntry{{Queues: []string{real}, Ops: []string{"send"}}})
+	tok := testenv.Token(t, testSecret, auth.MintOptions{Grants: []auth.GrantEntry{{Queues: []string{real}, Ops: []string{"send"}}}})
 	limited := connect(t, st, tok, pgx.QueryExecModeCacheStatement)
 	for i := 0; i < 50; i++ {
 		if _, err := limited.Exec(ctx, "SELECT pgmq.send($1, '{}')", fmt.Sprintf("junk_%d", i)); err == nil || !strings.Contains(err.Error(), "42501") {

@@ -45,15 +45,6 @@ func startStack(t *testing.T) *Stack {
 	return st
 }
 
-func mint(t *testing.T, grants []auth.GrantEntry) string {
-	t.Helper()
-	tok, err := auth.Mint(testSecret, auth.MintOptions{Role: "mq", TTL: time.Hour, Grants: grants})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 func connect(t *testing.T, st *Stack, tok string, mode pgx.QueryExecMode) *pgx.Conn {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(st.ProxyAddr())
@@ -106,7 +97,7 @@ func TestQueueMetricsAfterWorkload(t *testing.T) {
 	st := startStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	admin := connect(t, st, mint(t, nil), pgx.QueryExecModeCacheStatement)
+	admin := connect(t, st, testenv.Token(t, testSecret, auth.MintOptions{}), pgx.QueryExecModeCacheStatement)
 	queues := []string{"wm_a", "wm_b", "wm_c"}
 	for _, q := range queues {
 		admin.Exec(ctx, "SELECT pgmq.drop_queue(queue_name) FROM pgmq.meta WHERE queue_name = $1", q)
@@ -119,7 +110,7 @@ func TestQueueMetricsAfterWorkload(t *testing.T) {
 			admin.Exec(context.Background(), "SELECT pgmq.drop_queue($1)", q)
 		}
 	})
-	tok := mint(t, []auth.GrantEntry{{Queues: []string{"wm_a", "wm_c"}, Ops: []string{"send", "read", "delete", "archive", "pop"}}})
+	tok := testenv.Token(t, testSecret, auth.MintOptions{Grants: []auth.GrantEntry{{Queues: []string{"wm_a", "wm_c"}, Ops: []string{"send", "read", "delete", "archive", "pop"}}}})
 	ext := connect(t, st, tok, pgx.QueryExecModeCacheStatement)
 	simple := connect(t, st, tok, pgx.QueryExecModeSimpleProtocol)
 	exec := func(c *pgx.Conn, sql string, args ...any) int {

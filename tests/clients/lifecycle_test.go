@@ -20,6 +20,7 @@ import (
 
 	"mqstack/auth"
 	"mqstack/configs"
+	"mqstack/internal/testenv"
 )
 
 func proxyConnect(t *testing.T, addr, tok string) (*pgx.Conn, error) {
@@ -33,7 +34,7 @@ func proxyConnect(t *testing.T, addr, tok string) (*pgx.Conn, error) {
 // next transaction boundary with FATAL 28P01.
 func TestTokenExpiryAtTransactionBoundary(t *testing.T) {
 	st := startStack(t, func(c *configs.Config) { c.Auth.Leeway = 0 })
-	conn, err := proxyConnect(t, st.ProxyAddr(), token(t, auth.MintOptions{TTL: 2 * time.Second}))
+	conn, err := proxyConnect(t, st.ProxyAddr(), testenv.Token(t, testSecret, auth.MintOptions{TTL: 2 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +75,8 @@ func TestReloadKeysAndPoolLimits(t *testing.T) {
 		c.Auth.HMACSecretFile = secretFile
 		cfg = *c
 	})
-	tokA, _ := auth.Mint(secretA, auth.MintOptions{Role: "mq", TTL: time.Hour})
-	tokB, _ := auth.Mint(secretB, auth.MintOptions{Role: "mq", TTL: time.Hour})
+	tokA := testenv.Token(t, secretA, auth.MintOptions{})
+	tokB := testenv.Token(t, secretB, auth.MintOptions{})
 	open, err := proxyConnect(t, st.ProxyAddr(), tokA)
 	if err != nil {
 		t.Fatalf("token A before the reload: %v", err)
@@ -149,7 +150,7 @@ func queueOverProxy(t *testing.T, addr, tok, queue string) (*pgx.Conn, context.C
 // the proxy, and one sent over the proxy is read and deleted over REST.
 func TestRESTAndProxySeeTheSameQueues(t *testing.T) {
 	st := startStack(t, nil)
-	tok := token(t, auth.MintOptions{})
+	tok := testenv.Token(t, testSecret, auth.MintOptions{})
 	conn, ctx := queueOverProxy(t, st.ProxyAddr(), tok, "both_ways")
 
 	code, body := restCall(t, st.RESTAddr(), tok, "send", map[string]any{"queue_name": "both_ways", "msg": map[string]any{"via": "rest"}})
@@ -185,7 +186,7 @@ func TestRESTAndProxySeeTheSameQueues(t *testing.T) {
 // long before its poll interval.
 func TestLongPollWokenByProxySend(t *testing.T) {
 	st := startStack(t, nil)
-	tok := token(t, auth.MintOptions{})
+	tok := testenv.Token(t, testSecret, auth.MintOptions{})
 	conn, ctx := queueOverProxy(t, st.ProxyAddr(), tok, "woken")
 	for _, mode := range []string{"autocommit", "transaction"} {
 		type result struct {
@@ -238,7 +239,7 @@ func TestRESTRefusalMetrics(t *testing.T) {
 	if code, _ := restCall(t, st.RESTAddr(), "garbage", "list_queues", map[string]any{}); code != 401 {
 		t.Fatalf("bad token: %d", code)
 	}
-	limited := token(t, auth.MintOptions{Grants: []auth.GrantEntry{{Queues: []string{"mine"}, Ops: []string{"send"}}}})
+	limited := testenv.Token(t, testSecret, auth.MintOptions{Grants: []auth.GrantEntry{{Queues: []string{"mine"}, Ops: []string{"send"}}}})
 	if code, body := restCall(t, st.RESTAddr(), limited, "send", map[string]any{"queue_name": "theirs", "msg": map[string]any{}}); code != 403 {
 		t.Fatalf("missing grant: %d %s", code, body)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"mqstack/auth"
+	"mqstack/internal/testenv"
 )
 
 // runNode runs a script of tests/clients/node against the proxy.
@@ -26,7 +27,7 @@ func runNode(t *testing.T, script string, env ...string) string {
 	cmd := exec.Command(node, script)
 	cmd.Dir = "node"
 	cmd.Env = append(os.Environ(), "PGHOST="+host, "PGPORT="+port, "PGUSER=mq", "PGDATABASE=postgres",
-		"PGPASSWORD="+token(t, auth.MintOptions{TTL: time.Hour}))
+		"PGPASSWORD="+testenv.Token(t, testSecret, auth.MintOptions{TTL: time.Hour}))
 	cmd.Env = append(cmd.Env, env...)
 	done := make(chan struct{})
 	var out []byte

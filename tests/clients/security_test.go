@@ -15,6 +15,7 @@ import (
 
 	"mqstack/auth"
 	"mqstack/configs"
+	"mqstack/internal/testenv"
 )
 
 func signHS(t *testing.T, claims jwt.MapClaims, header map[string]any, secret []byte) string {
@@ -115,7 +116,7 @@ func TestTokenRefusalsOnTheWire(t *testing.T) {
 func TestRoleEscapesRefused(t *testing.T) {
 	st := startStack(t, nil)
 	host, port := hostPort(t, st.ProxyAddr())
-	cs := fmt.Sprintf("host=%s port=%s user=mq dbname=postgres sslmode=disable password=%s", host, port, token(t, auth.MintOptions{}))
+	cs := fmt.Sprintf("host=%s port=%s user=mq dbname=postgres sslmode=disable password=%s", host, port, testenv.Token(t, testSecret, auth.MintOptions{}))
 	conn, err := pgx.Connect(ctxFor(t, 15*time.Second), cs)
 	if err != nil {
 		t.Fatal(err)

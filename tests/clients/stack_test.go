@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/internal/stack"
 	"mqstack/internal/testenv"
@@ -42,21 +41,6 @@ func startStack(t *testing.T, tweak func(*configs.Config)) *stack.Stack {
 	}
 	t.Cleanup(func() { st.Shutdown(10 * time.Second) })
 	return st
-}
-
-func token(t *testing.T, o auth.MintOptions) string {
-	t.Helper()
-	if o.Role == "" {
-		o.Role = "mq"
-	}
-	if o.TTL == 0 {
-		o.TTL = time.Hour
-	}
-	tok, err := auth.Mint(testSecret, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
 }
 
 func hostPort(t *testing.T, addr string) (string, string) {

@@ -10,6 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"mqstack/auth"
+	"mqstack/internal/testenv"
 )
 
 // TestAccountingUnderLoad: 36 clients through the proxy and REST at once on
@@ -98,7 +101,7 @@ func (e *env) serves(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var last error
-	waitFor(t, 20*time.Second, "a new client to be served", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "a new client to be served", func() bool {
 		c, err := pgx.Connect(ctx, e.connString())
 		if err != nil {
 			last = err
@@ -111,7 +114,7 @@ func (e *env) serves(t testing.TB) {
 			return false
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.restURL("list_queues"), nil)
-		req.Header.Set("Authorization", "Bearer "+mint(t, time.Hour))
+		req.Header.Set("Authorization", "Bearer "+testenv.Token(t, testSecret, auth.MintOptions{}))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			last = err
@@ -170,7 +173,7 @@ func terminateBackends(t testing.TB, e *env, l *load) func(testing.TB) {
 	}
 	t.Logf("terminated %d backends", n)
 	return func(t testing.TB) {
-		waitFor(t, 10*time.Second, "mqstack_pool_backends_closed_total to count the terminated backends", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "mqstack_pool_backends_closed_total to count the terminated backends", func() bool {
 			return e.backendsClosed(t) > closedBefore
 		})
 	}
@@ -252,7 +255,7 @@ func killClientMidTransaction(t testing.TB, e *env, l *load) func(testing.TB) {
 // noActiveQuery waits until no backend runs a query containing text.
 func (e *env) noActiveQuery(t testing.TB, text string) {
 	t.Helper()
-	waitFor(t, 15*time.Second, "no backend running "+text, func() bool {
+	testenv.WaitFor(t, 15*time.Second, "no backend running "+text, func() bool {
 		var n int
 		return e.scanDirect("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%' || $1 || '%' AND pid <> pg_backend_pid()",
 			[]any{text}, &n) && n == 0
@@ -270,7 +273,7 @@ func slowConsumer(t testing.TB, e *env, l *load) func(testing.TB) {
 		t.Fatal(err)
 	}
 	// Wait until its backend is blocked writing, then watch the others.
-	waitFor(t, 10*time.Second, "the slow consumer's backend to block on the client", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the slow consumer's backend to block on the client", func() bool {
 		var n int
 		return e.scanDirect("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%/* slow consumer */%' AND wait_event = 'ClientWrite' AND pid <> pg_backend_pid()",
 			nil, &n) && n == 1

@@ -136,20 +136,11 @@ func (e *env) shutdown(timeout time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-func mint(t testing.TB, ttl time.Duration) string {
-	t.Helper()
-	tok, err := auth.Mint(testSecret, auth.MintOptions{Role: "mq", TTL: ttl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 // connString is a libpq string for the proxy as role mq with a fresh token.
 func (e *env) connString() string {
 	host, port, _ := net.SplitHostPort(e.st.ProxyAddr())
 	return fmt.Sprintf("host=%s port=%s user=mq dbname=postgres sslmode=disable connect_timeout=10 password=%s",
-		host, port, mint(e.t, 2*time.Hour))
+		host, port, testenv.Token(e.t, testSecret, auth.MintOptions{TTL: 2 * time.Hour}))
 }
 
 func (e *env) restURL(fn string) string { return "http://" + e.st.RESTAddr() + "/pgmq/v1/" + fn }
@@ -300,24 +291,12 @@ func hasLabels(m *dto.Metric, want map[string]string) bool {
 	return true
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // noIdleInTransaction waits until no backend of role mq is idle in a
 // transaction (a proxy that lost track of one would leave it so).
 func (e *env) noIdleInTransaction(t testing.TB) {
 	t.Helper()
 	var last string
-	waitFor(t, 15*time.Second, "no backend idle in transaction", func() bool {
+	testenv.WaitFor(t, 15*time.Second, "no backend idle in transaction", func() bool {
 		var n int
 		return e.scanDirect(`SELECT count(*), coalesce(string_agg(pid || ': ' || left(query, 60), '; '), '')
 			FROM pg_stat_activity WHERE usename = 'mq' AND state LIKE 'idle in transaction%'`, nil, &n, &last) && n == 0

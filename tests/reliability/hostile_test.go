@@ -28,6 +28,7 @@ import (
 
 	"mqstack/auth"
 	"mqstack/configs"
+	"mqstack/internal/testenv"
 )
 
 // heapInUse is the live heap after a collection.
@@ -57,7 +58,7 @@ func (e *env) normalClient(ctx context.Context, queue string) error {
 	rows.Close()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.restURL("send"),
 		strings.NewReader(fmt.Sprintf(`{"queue_name":%q,"msg":{"normal":true}}`, queue)))
-	req.Header.Set("Authorization", "Bearer "+mint(e.t, time.Hour))
+	req.Header.Set("Authorization", "Bearer "+testenv.Token(e.t, testSecret, auth.MintOptions{}))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -141,7 +142,7 @@ func rawLogin(t *testing.T, e *env) net.Conn {
 		}
 		switch m := msg.(type) {
 		case *pgproto3.AuthenticationCleartextPassword:
-			fe.Send(&pgproto3.PasswordMessage{Password: mint(t, time.Hour)})
+			fe.Send(&pgproto3.PasswordMessage{Password: testenv.Token(t, testSecret, auth.MintOptions{})})
 			if err := fe.Flush(); err != nil {
 				t.Fatal(err)
 			}
@@ -237,7 +238,7 @@ func TestHostileClients(t *testing.T) {
 			nc.Close()
 		}
 		var after uint64
-		waitFor(t, 10*time.Second, "the buffers to be freed", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "the buffers to be freed", func() bool {
 			after = heapInUse()
 			return int64(after)-int64(before) < 16<<20
 		})
@@ -514,7 +515,7 @@ func (e *env) tenThousandSilent(t *testing.T) {
 	if closed := e.connectionsClosed(t) - closedBefore; closed < idleCount {
 		t.Errorf("mqstack_connections_closed_total grew by %v, want >= %d", closed, idleCount)
 	}
-	waitFor(t, 10*time.Second, "the proxy's goroutines to go back down", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the proxy's goroutines to go back down", func() bool {
 		return runtime.NumGoroutine() < goroutinesBefore+50
 	})
 }

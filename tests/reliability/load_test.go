@@ -16,6 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"mqstack/auth"
+	"mqstack/internal/testenv"
 )
 
 // vtSeconds is the visibility timeout of every read: short, so messages a
@@ -446,7 +449,7 @@ func restToken(e *env) string {
 	if v, ok := tokens.Load(e); ok {
 		return v.(string)
 	}
-	tok := mint(e.t, 2*time.Hour)
+	tok := testenv.Token(e.t, testSecret, auth.MintOptions{TTL: 2 * time.Hour})
 	tokens.Store(e, tok)
 	return tok
 }

@@ -113,11 +113,7 @@ func mint(t testing.TB, sub string, grants, denies []string) string {
 		}
 		o.Deny = append(o.Deny, e)
 	}
-	tok, err := auth.Mint(testSecret, o)
-	if err != nil {
-		t.Fatalf("mint: %v", err)
-	}
-	return tok
+	return testenv.Token(t, testSecret, o)
 }
 
 func fullToken(t testing.TB) string { return mint(t, "full", nil, nil) }
@@ -499,19 +495,7 @@ func (e *env) restSends(t testing.TB, tok, queue string) {
 	}
 }
 
-// ---- waiting ----
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// ---- victim queues ----
 
 // refill tops a queue up to victimMessages messages, creating it again if
 // needed (an earlier case may have consumed or dropped them), so that every
