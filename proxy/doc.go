@@ -8,6 +8,8 @@
 // state cannot cross a transaction boundary, and replay of startup
 // parameters onto whichever backend connection a client gets.
 //
-// It may import auth, router, internal/backend and configs; never rest.
+// It may import auth, router, internal/backend and configs; never rest or
+// internal/metrics: the counts it shares with REST go to a Recorder it
+// declares (metrics.go), which internal/stack implements.
 // docs/proxy.md describes pooling, prepared statements and pinning.
 package proxy

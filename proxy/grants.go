@@ -7,7 +7,6 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"mqstack/internal/backend"
-	"mqstack/internal/metrics"
 	"mqstack/router"
 )
 
@@ -186,7 +185,7 @@ func (s *session) countDenial(st *router.Statement, err error, param router.Para
 	if errors.As(err, &d) {
 		reason = d.Reason
 	}
-	s.srv.service.Denied.WithLabelValues(reason, "proxy").Inc()
+	s.srv.rec.StatementDenied(reason)
 	if d == nil || d.Queue == "" || st == nil {
 		return
 	}
@@ -200,7 +199,7 @@ func (s *session) countDenial(st *router.Statement, err error, param router.Para
 				q, ok = param(c.Target.Param)
 			}
 			if ok && q == d.Queue {
-				s.srv.queues.Observe(metrics.Observation{Queue: q, Op: c.Function, Source: "proxy", Outcome: metrics.Denied})
+				s.srv.rec.ObserveCall(Observation{Function: c.Function, Queue: q, Outcome: outcomeDenied})
 				return
 			}
 		}

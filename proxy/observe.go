@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"mqstack/internal/metrics"
+	"mqstack/auth"
 	"mqstack/router"
 )
 
@@ -335,11 +335,12 @@ func (s *session) observe(e *obsEntry, part int, ok bool, ro *relayObs) {
 		if q == "" {
 			continue
 		}
-		o := metrics.Observation{Queue: q, Op: c.Function, Source: "proxy", Outcome: metrics.Error, Duration: d}
+		o := Observation{Function: c.Function, Queue: q, Outcome: outcomeError, Latency: d}
 		if ok {
-			o.Outcome = metrics.OK
+			o.Outcome = outcomeOK
+			o.MessageSize = e.msgSize // 0 unless a single send call
 			if len(p.Calls) == 1 {
-				o.Event = metrics.EventFor(c.Function)
+				o.Counted, o.Rows = true, ro.rows
 				switch e.inspect {
 				case inspectBool:
 					o.Messages = ro.rows - ro.falses
@@ -348,16 +349,20 @@ func (s *session) observe(e *obsEntry, part int, ok bool, ro *relayObs) {
 				default:
 					o.Messages = ro.rows
 				}
-				o.Empty = metrics.IsReceive(c.Function) && ro.rows == 0
-			}
-			o.MessageArgBytes = e.msgSize // 0 unless a single send call
-			if s.srv.onSend != nil && o.Event == metrics.Sent && (len(p.Calls) > 1 || o.Messages > 0) {
-				if c.Scope == router.ScopeTopic {
-					q = ""
+				if s.srv.onSend != nil && sendsMessages(c) && o.Messages > 0 {
+					if c.Scope == router.ScopeTopic {
+						q = ""
+					}
+					ro.sent = append(ro.sent, q)
 				}
-				ro.sent = append(ro.sent, q)
 			}
 		}
-		s.srv.queues.Observe(o)
+		s.srv.rec.ObserveCall(o)
 	}
+}
+
+// sendsMessages reports whether a pgmq call sends messages: once its
+// transaction ends, REST long polls hear of it (Options.OnSend).
+func sendsMessages(c router.Call) bool {
+	return c.Op == auth.OpSend || c.Op == auth.OpPublish
 }

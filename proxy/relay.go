@@ -275,7 +275,7 @@ func (s *session) flushBackend(c *backend.Conn) error {
 func (s *session) pinLocked(cause string) {
 	if s.pinned == "" {
 		s.pinned = cause
-		s.srv.service.Pins.WithLabelValues(cause).Inc()
+		s.srv.rec.Pinned(cause)
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/internal/backend"
-	"mqstack/internal/metrics"
 	"mqstack/router"
 )
 
@@ -46,10 +45,10 @@ type Options struct {
 	// Router classifies statements (shared with REST, so the parse cache
 	// is one); nil makes a private one.
 	Router *router.Router
-	// Queues and Service are the shared per-queue and service metrics;
-	// nil makes private ones on Registerer.
-	Queues  *metrics.Queues
-	Service *metrics.Service
+	// Recorder receives the counts the proxy shares with REST (token
+	// checks, closed connections, denials, pins, calls on queues); nil
+	// counts all but the calls on queues on Registerer.
+	Recorder Recorder
 	// OnSend, when set, is called after a transaction that sent messages
 	// ends, once per queue sent to ("" for topic sends, whose queues are not
 	// known), so REST long polls in this process wake at once.
@@ -64,9 +63,8 @@ type Server struct {
 	verifier Verifier
 	tls      *tls.Config
 	metrics  *proxyMetrics
+	rec      Recorder
 	router   *router.Router
-	queues   *metrics.Queues
-	service  *metrics.Service
 	onSend   func(queue string)
 	cfg      atomic.Pointer[configs.ProxyConfig]
 
@@ -101,11 +99,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Router == nil {
 		opts.Router = router.New(1000)
 	}
-	if opts.Queues == nil {
-		opts.Queues = metrics.NewQueues(reg, 100)
-	}
-	if opts.Service == nil {
-		opts.Service = metrics.NewService(reg, opts.Router.CacheStats)
+	if opts.Recorder == nil {
+		if opts.Recorder, err = newOwnRecorder(reg); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{
 		log:       opts.Log,
@@ -113,21 +110,14 @@ func New(opts Options) (*Server, error) {
 		verifier:  opts.Verifier,
 		tls:       opts.TLS,
 		metrics:   m,
+		rec:       opts.Recorder,
 		router:    opts.Router,
-		queues:    opts.Queues,
-		service:   opts.Service,
 		onSend:    opts.OnSend,
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
 		cancelKey: map[uint32]*session{},
 		logins:    map[backend.Key]*poolLogin{},
 		done:      make(chan struct{}),
-	}
-	for _, r := range CloseReasons() {
-		s.service.ConnectionsClosed.WithLabelValues(r)
-	}
-	for _, c := range PinCauses() {
-		s.service.Pins.WithLabelValues(c)
 	}
 	cfg := opts.Proxy
 	s.cfg.Store(&cfg)
@@ -333,34 +323,6 @@ func (s *Server) Clients() int {
 	return s.clients
 }
 
-// proxyMetrics are the metrics only the proxy has; the shared ones (auth
-// attempts, connections closed, denials, pins, per queue) are in
-// internal/metrics.
-type proxyMetrics struct {
-	clients prometheus.Gauge
-	cancels *prometheus.CounterVec
-}
-
-func newMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
-	m := &proxyMetrics{
-		clients: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mqstack_proxy_clients", Help: "Clients connected to the proxy.",
-		}),
-		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mqstack_proxy_cancel_requests_total", Help: "CancelRequests by outcome (forwarded, idle, unknown).",
-		}, []string{"outcome"}),
-	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.clients, m.cancels} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
-}
-
 // authAttempt counts one token verification; reason "ok" is a success.
 func (s *Server) authAttempt(reason string) {
 	if reason == "" {
@@ -370,7 +332,7 @@ func (s *Server) authAttempt(reason string) {
 	if reason == "ok" {
 		outcome = "ok"
 	}
-	s.service.AuthAttempts.WithLabelValues(outcome, reason, "proxy").Inc()
+	s.rec.AuthAttempt(outcome, reason)
 }
 
 func (s *Server) poolLogin(k backend.Key) *poolLogin {

@@ -169,7 +169,7 @@ func (s *session) serve() {
 		s.cleanup()
 		s.stop()
 		s.nc.Close()
-		s.srv.service.ConnectionsClosed.WithLabelValues(reason).Inc()
+		s.srv.rec.ConnectionClosed(reason)
 	}()
 	cfg := s.srv.config()
 	s.nc.SetDeadline(time.Now().Add(cfg.ClientLoginTimeout))

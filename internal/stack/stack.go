@@ -109,7 +109,7 @@ func Start(opts Options) (_ *Stack, err error) {
 		return nil, err
 	}
 	if s.Proxy, err = proxy.New(proxy.Options{Proxy: v.Proxy, Backends: s.Backends, Verifier: s.Verifier, TLS: tlsCfg,
-		Log: log.Named("proxy"), Registerer: s.Registry, Router: s.Router, Queues: s.Queues, Service: s.Service,
+		Log: log.Named("proxy"), Registerer: s.Registry, Router: s.Router, Recorder: newProxyRecorder(s.Queues, s.Service),
 		// Sends committed through the proxy wake REST long polls at once
 		// (REST is built below; the hook runs only once serving).
 		OnSend: func(queue string) { s.REST.NotifySend(queue) }}); err != nil {
@@ -299,42 +299,4 @@ func (s *Stack) close() {
 			s.Backends.Close()
 		}
 	})
-}
-
-// restRecorder feeds REST calls into the per-queue and service metrics the
-// proxy feeds.
-type restRecorder struct {
-	q   *metrics.Queues
-	svc *metrics.Service
-}
-
-var _ rest.Recorder = restRecorder{}
-
-func (r restRecorder) ObserveCall(o rest.Observation) {
-	if o.Function == "" {
-		return // refused before a function was known: counted by auth metrics
-	}
-	obs := metrics.Observation{Queue: o.Queue, Op: o.Function, Source: "rest", Duration: o.Latency}
-	switch o.Outcome {
-	case "unauthorized":
-		r.svc.AuthAttempts.WithLabelValues("refused", o.Reason, "rest").Inc()
-	case "denied":
-		r.svc.Denied.WithLabelValues(o.Reason, "rest").Inc()
-	}
-	switch o.Outcome {
-	case "ok":
-		obs.Outcome = metrics.OK
-		obs.Event = metrics.EventFor(o.Function)
-		obs.Messages = o.Rows
-		obs.Empty = metrics.IsReceive(o.Function) && o.Rows == 0
-		obs.MessageArgBytes = o.MessageSize
-	case "denied", "unauthorized":
-		obs.Outcome = metrics.Denied
-	default:
-		obs.Outcome = metrics.Error
-	}
-	if obs.Queue == "" {
-		obs.Queue = metrics.NoQueue
-	}
-	r.q.Observe(obs)
 }
