@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -14,6 +12,7 @@ import (
 
 	"mqstack/auth"
 	"mqstack/internal/backend"
+	"mqstack/internal/errorid"
 	"mqstack/router"
 )
 
@@ -96,9 +95,7 @@ func errorResponse(err error, severity string, log *zap.Logger) *pgproto3.ErrorR
 		return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
 			Code: pgerrcode.QueryCanceled, Message: "timed out"}
 	}
-	var raw [6]byte
-	rand.Read(raw[:])
-	id := hex.EncodeToString(raw[:])
+	id := errorid.New()
 	log.Error("internal error shown to client", zap.String("error_id", id), zap.Error(err))
 	return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
 		Code: pgerrcode.InternalError, Message: "mqstack internal error (id " + id + ")"}

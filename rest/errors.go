@@ -3,8 +3,6 @@ package rest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"mqstack/auth"
+	"mqstack/internal/errorid"
 	"mqstack/router"
 )
 
@@ -170,12 +169,6 @@ func challengeText(s string) string {
 	return string(b)
 }
 
-func newErrorID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 // writeError sends e; 5xx errors get an id (header X-Error-Id and, when the
 // body has no details, in details) that the caller logs.
 func writeError(w http.ResponseWriter, e *apiError) {
@@ -185,7 +178,7 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	}
 	if e.Status >= 500 {
 		if e.id == "" {
-			e.id = newErrorID()
+			e.id = errorid.New()
 		}
 		h.Set("X-Error-Id", e.id)
 		if e.Details == nil {

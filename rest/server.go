@@ -12,6 +12,7 @@ import (
 
 	"mqstack/auth"
 	"mqstack/configs"
+	"mqstack/internal/errorid"
 	"mqstack/router"
 )
 
@@ -205,7 +206,7 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 func setRequestID(w http.ResponseWriter, r *http.Request) string {
 	id := r.Header.Get("X-Request-Id")
 	if !saneRequestID(id) {
-		id = newErrorID()
+		id = errorid.New()
 	}
 	w.Header().Set("X-Request-Id", id)
 	return id
@@ -227,7 +228,7 @@ func saneRequestID(id string) bool {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, reqID string, e *apiError) {
 	if e.Status >= 500 {
 		if e.id == "" {
-			e.id = newErrorID()
+			e.id = errorid.New()
 		}
 		s.log.Error("rest: server error", zap.String("error_id", e.id), zap.String("path", r.URL.Path),
 			zap.String("request_id", reqID), zap.Int("status", e.Status), zap.String("code", e.Code),
