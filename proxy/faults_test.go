@@ -185,13 +185,12 @@ func TestAuthRefusals(t *testing.T) {
 		}
 		return err
 	}
-	expired := testenv.Token(t, testSecret, auth.MintOptions{TTL: time.Second})
-	time.Sleep(0) // the leeway is 30s: mint one in the past instead
-	_ = expired
 	for _, tc := range []struct {
 		name, user, pw, code, msg string
 	}{
 		{"garbage", "mq", "not-a-token", "28P01", "malformed"},
+		// Issued an hour ago for a minute: past exp by far more than the 30s leeway.
+		{"expired", "mq", testenv.Token(t, testSecret, auth.MintOptions{TTL: time.Minute, Now: time.Now().Add(-time.Hour)}), "28P01", "token expired"},
 		{"bad signature", "mq", testenv.Token(t, testSecret, auth.MintOptions{})[:40] + "x" + testenv.Token(t, testSecret, auth.MintOptions{})[41:], "28P01", ""},
 		{"user differs from role", "someone", testenv.Token(t, testSecret, auth.MintOptions{}), "28000", `"someone"`},
 		{"superuser role", "postgres", testenv.Token(t, testSecret, auth.MintOptions{Role: "postgres"}), "28000", "superuser"},
@@ -207,6 +206,38 @@ func TestAuthRefusals(t *testing.T) {
 	}
 	if err := try("mq", testenv.Token(t, testSecret, auth.MintOptions{}), "replication=database"); pgCode(err) != "0A000" {
 		t.Errorf("replication: want 0A000, got %v", err)
+	}
+}
+
+// A token that was accepted is refused once its exp has passed (auth.leeway
+// 0): the verifier's cache does not outlive the token. The refusal is FATAL
+// 28P01 and says the token expired.
+func TestTokenExpiresBeforeLogin(t *testing.T) {
+	h := newHarnessAuth(t, testenv.Cluster(t), nil, func(a *configs.AuthConfig) { a.Leeway = 0 })
+	ctx := ctxT(t, 30*time.Second)
+	// exp is minted to the second, so it is at most issued+ttl: after that
+	// instant the token has expired. Three seconds leave two or more for the
+	// first login.
+	issued, ttl := time.Now(), 3*time.Second
+	tok := testenv.Token(t, testSecret, auth.MintOptions{TTL: ttl, Now: issued})
+	cs := "host=127.0.0.1 port=" + h.port() + " user=mq dbname=postgres sslmode=disable password=" + tok
+	c, err := pgconn.Connect(ctx, cs)
+	if err != nil {
+		t.Fatalf("login before exp: %v", err)
+	}
+	c.Close(ctx)
+	testenv.WaitUntil(issued.Add(ttl)) // the clock passing exp is what is tested
+	c, err = pgconn.Connect(ctx, cs)
+	if err == nil {
+		c.Close(ctx)
+		t.Fatal("an expired token was accepted at login")
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Severity != "FATAL" || pe.Code != "28P01" || !strings.Contains(pe.Message, "token expired") {
+		t.Fatalf("want FATAL 28P01 token expired, got %v", err)
+	}
+	if strings.Contains(err.Error(), tok) {
+		t.Fatal("the refusal shows the token")
 	}
 }
 

@@ -41,6 +41,12 @@ func newHarness(t testing.TB, tweak func(p *configs.ProxyConfig, pool *configs.P
 }
 
 func newHarnessOn(t testing.TB, cl *pgembed.Cluster, tweak func(p *configs.ProxyConfig, pool *configs.PoolConfig)) *harness {
+	return newHarnessAuth(t, cl, tweak, nil)
+}
+
+// newHarnessAuth is newHarnessOn with the token verifier's configuration
+// adjusted by tweakAuth (e.g. auth.leeway 0 for tests of expiry).
+func newHarnessAuth(t testing.TB, cl *pgembed.Cluster, tweak func(p *configs.ProxyConfig, pool *configs.PoolConfig), tweakAuth func(*configs.AuthConfig)) *harness {
 	t.Helper()
 	def := configs.Default()
 	pcfg, poolCfg := def.Proxy, def.Pool
@@ -67,6 +73,9 @@ func newHarnessOn(t testing.TB, cl *pgembed.Cluster, tweak func(p *configs.Proxy
 	}
 	acfg := def.Auth
 	acfg.HMACSecret = configs.Secret(testSecret)
+	if tweakAuth != nil {
+		tweakAuth(&acfg)
+	}
 	v, err := auth.NewVerifier(acfg, log)
 	if err != nil {
 		t.Fatal(err)

@@ -22,3 +22,10 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		time.Sleep(pollInterval)
 	}
 }
+
+// WaitUntil sleeps until the clock passes at, for tests of what happens when
+// a time (a token's exp) has passed; the margin covers the rounding of the
+// clock the code under test reads.
+func WaitUntil(at time.Time) {
+	time.Sleep(time.Until(at) + 50*time.Millisecond)
+}

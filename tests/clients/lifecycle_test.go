@@ -34,7 +34,9 @@ func proxyConnect(t *testing.T, addr, tok string) (*pgx.Conn, error) {
 // next transaction boundary with FATAL 28P01.
 func TestTokenExpiryAtTransactionBoundary(t *testing.T) {
 	st := startStack(t, func(c *configs.Config) { c.Auth.Leeway = 0 })
-	conn, err := proxyConnect(t, st.ProxyAddr(), testenv.Token(t, testSecret, auth.MintOptions{TTL: 2 * time.Second}))
+	// exp is minted to the second, so it is at most issued+ttl.
+	issued, ttl := time.Now(), 3*time.Second
+	conn, err := proxyConnect(t, st.ProxyAddr(), testenv.Token(t, testSecret, auth.MintOptions{TTL: ttl, Now: issued}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func TestTokenExpiryAtTransactionBoundary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second) // the token is now expired
+	testenv.WaitUntil(issued.Add(ttl)) // the clock passing exp is what is tested
 	var n int
 	if err := tx.QueryRow(ctx, "SELECT 1").Scan(&n); err != nil {
 		t.Fatalf("a statement inside the open transaction failed: %v", err)
