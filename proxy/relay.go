@@ -30,14 +30,9 @@ const (
 	kindFlush                   // Flush: push what is buffered
 )
 
-var (
-	errTerminate   = errors.New("client sent Terminate")
-	errBackendLost = errors.New("backend connection lost")
-)
-
 // commandLoop relays client messages until the client leaves and returns
 // why the session ends.
-func (s *session) commandLoop() string {
+func (s *session) commandLoop() closeReason {
 	for {
 		msg, err := s.client.Receive()
 		if err != nil {
@@ -80,26 +75,21 @@ func (s *session) commandLoop() string {
 	}
 }
 
-func (s *session) loopError(err error) string {
+// loopError ends the command loop on err and returns the close reason:
+// the one err carries (an internal error when it carries none), after
+// telling the client unless the session ends quietly.
+func (s *session) loopError(err error) closeReason {
+	var ce *closeError
+	isClose := errors.As(err, &ce)
 	switch {
-	case errors.Is(err, errTerminate):
-		return closeClientQuit
-	case errors.Is(err, errBackendLost):
-		return closeBackendError
+	case isClose && !ce.report:
+		return ce.reason
 	case s.ctx.Err() != nil:
 		return closeShutdown
 	}
-	reason := closeInternalError
-	var pxe *Error
-	if errors.As(err, &pxe) {
-		switch pxe.Code {
-		case pgerrcode.InvalidPassword:
-			reason = closeTokenExpired
-		case pgerrcode.AdminShutdown:
-			reason = closeShutdown
-		case pgerrcode.ProtocolViolation:
-			reason = closeClientError
-		}
+	var reason closeReason = closeInternalError
+	if isClose {
+		reason = ce.reason
 	}
 	s.killWith(err, reason)
 	return reason
@@ -199,7 +189,7 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 	case *pgproto3.Terminate:
 		return errTerminate
 	}
-	return fatalf(pgerrcode.ProtocolViolation, "unexpected message type %T", msg)
+	return closeWith(closeClientError, fatalf(pgerrcode.ProtocolViolation, "unexpected message type %T", msg))
 }
 
 func (s *session) handleSync() error {
@@ -318,11 +308,11 @@ func (s *session) lockAttached() (*backend.Conn, error) {
 // expired or the server drains. s.mu is held.
 func (s *session) boundaryCheck() error {
 	if !s.srv.verifier.StillValid(s.id, time.Now()) {
-		return &Error{Severity: "FATAL", Code: pgerrcode.InvalidPassword,
-			Message: "token expired: session closed", Hint: "reconnect with a fresh token"}
+		return closeWith(closeTokenExpired, &Error{Severity: "FATAL", Code: pgerrcode.InvalidPassword,
+			Message: "token expired: session closed", Hint: "reconnect with a fresh token"})
 	}
 	if s.drainReq || s.srv.isDraining() {
-		return fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down")
+		return closeWith(closeShutdown, fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"))
 	}
 	return nil
 }
@@ -347,8 +337,8 @@ func (s *session) attachLocked(c *backend.Conn) {
 // attachFailed reports a checkout failure as Postgres would report an
 // error at that point, or returns a FATAL error that ends the session.
 func (s *session) attachFailed(err error, kind msgKind) error {
-	var pxe *Error
-	if errors.As(err, &pxe) && pxe.Severity == "FATAL" || s.ctx.Err() != nil {
+	var ce *closeError
+	if errors.As(err, &ce) || s.ctx.Err() != nil {
 		return err
 	}
 	s.log.Info("no backend connection for client", zap.Stringer("pool", s.pool), zap.Error(err))

@@ -40,32 +40,6 @@ const (
 
 type cancelKey struct{ pid, secret uint32 }
 
-// Why client connections close: the label set of
-// mqstack_connections_closed_total.
-const (
-	closeClientQuit     = "client_quit"      // Terminate
-	closeClientGone     = "client_gone"      // the connection ended without Terminate
-	closeClientError    = "client_error"     // protocol violation, bad startup packet, message too long
-	closeAuthFailed     = "auth_failed"      // token or role refused
-	closeLoginTimeout   = "login_timeout"    // proxy.client_login_timeout passed before login
-	closeLoginFailed    = "login_failed"     // the backend refused the login or its settings
-	closeTooManyClients = "too_many_clients" // proxy.max_clients
-	closeCancelRequest  = "cancel_request"   // a CancelRequest connection
-	closeShutdown       = "shutdown"         // the proxy drained or stopped
-	closeTokenExpired   = "token_expired"    // closed at a transaction boundary after exp
-	closeBackendError   = "backend_error"    // the backend connection failed under the client
-	closeInternalError  = "internal_error"   // an unexpected error
-	// closeIdleInTx: idle in a transaction past proxy.idle_in_transaction_timeout.
-	closeIdleInTx = "idle_in_transaction_timeout"
-)
-
-// CloseReasons lists every close reason (metric label values).
-func CloseReasons() []string {
-	return []string{closeClientQuit, closeClientGone, closeClientError, closeAuthFailed, closeLoginTimeout,
-		closeLoginFailed, closeTooManyClients, closeCancelRequest, closeShutdown, closeTokenExpired,
-		closeBackendError, closeInternalError, closeIdleInTx}
-}
-
 // session is one client connection. The client goroutine runs serve; while a
 // backend connection is attached, a reader goroutine (owned by the session,
 // waited for before serve returns) relays the backend's messages.
@@ -164,12 +138,12 @@ func newSession(srv *Server, nc net.Conn) *session {
 
 // serve runs the session's phases in order, then cleans up.
 func (s *session) serve() {
-	reason := closeClientGone
+	var reason closeReason = closeClientGone
 	defer func() {
 		s.cleanup()
 		s.stop()
 		s.nc.Close()
-		s.srv.rec.ConnectionClosed(reason)
+		s.srv.rec.ConnectionClosed(string(reason))
 	}()
 	cfg := s.srv.config()
 	s.nc.SetDeadline(time.Now().Add(cfg.ClientLoginTimeout))
@@ -198,13 +172,16 @@ func (s *session) setPhase(p phase) {
 	s.mu.Unlock()
 }
 
-var errCancelDone = errors.New("cancel request handled")
-
 // fail reports a startup-time error to the client (when it speaks the
-// protocol by then) and returns the close reason.
-func (s *session) fail(err error, reason string) string {
-	if errors.Is(err, errCancelDone) {
-		return closeCancelRequest
+// protocol by then) and returns the close reason: the one err carries, else
+// what the failed phase and the kind of error say.
+func (s *session) fail(err error, reason closeReason) closeReason {
+	var ce *closeError
+	if errors.As(err, &ce) {
+		if !ce.report {
+			return ce.reason
+		}
+		reason = ce.reason
 	}
 	var pxe *Error
 	var ae *auth.Error
@@ -216,14 +193,6 @@ func (s *session) fail(err error, reason string) string {
 	if !isReport && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetErr(err)) {
 		return closeClientGone
 	}
-	if pxe != nil {
-		switch pxe.Code {
-		case pgerrcode.TooManyConnections:
-			reason = closeTooManyClients
-		case pgerrcode.CannotConnectNow:
-			reason = closeShutdown
-		}
-	}
 	s.wmu.Lock()
 	if s.client == nil {
 		s.client = pgproto3.NewBackend(s.nc, s.nc)
@@ -233,7 +202,7 @@ func (s *session) fail(err error, reason string) string {
 	if s.unreadInput {
 		s.lingerClose()
 	}
-	s.log.Debug("client refused", zap.String("reason", reason), zap.Error(err))
+	s.log.Debug("client refused", zap.String("reason", string(reason)), zap.Error(err))
 	return reason
 }
 
@@ -307,10 +276,11 @@ func (s *session) negotiate() error {
 				s.writeClient(false, &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: cs.unknownOptions})
 			}
 			if s.srv.isDraining() {
-				return fatalf(pgerrcode.CannotConnectNow, "the proxy is shutting down")
+				return closeWith(closeShutdown, fatalf(pgerrcode.CannotConnectNow, "the proxy is shutting down"))
 			}
 			if !s.srv.admit(s) {
-				return fatalf(pgerrcode.TooManyConnections, "sorry, too many clients already (proxy.max_clients %d)", s.srv.config().MaxClients)
+				return closeWith(closeTooManyClients, fatalf(pgerrcode.TooManyConnections,
+					"sorry, too many clients already (proxy.max_clients %d)", s.srv.config().MaxClients))
 			}
 			return nil
 		}
@@ -576,16 +546,16 @@ func (s *session) writeClient(flush bool, msgs ...pgproto3.BackendMessage) error
 }
 
 // kill closes the client connection, after a FATAL message when err is set.
-func (s *session) kill(reason string) {
+func (s *session) kill(reason closeReason) {
 	s.killOnce.Do(func() {
-		s.log.Debug("closing client", zap.String("reason", reason))
+		s.log.Debug("closing client", zap.String("reason", string(reason)))
 		s.stop()
 		s.raw.Close()
 	})
 }
 
 // killWith sends err as FATAL, then closes the client connection.
-func (s *session) killWith(err error, reason string) {
+func (s *session) killWith(err error, reason closeReason) {
 	// The deadline first: it unblocks a write stuck on a client that does
 	// not read, which holds wmu.
 	s.raw.SetWriteDeadline(time.Now().Add(time.Second))

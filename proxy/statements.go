@@ -169,7 +169,8 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 	open := s.open
 	s.mu.Unlock()
 	if open {
-		return fatalf(pgerrcode.ProtocolViolation, "simple Query inside an extended-protocol sequence: send Sync first")
+		return closeWith(closeClientError, fatalf(pgerrcode.ProtocolViolation,
+			"simple Query inside an extended-protocol sequence: send Sync first"))
 	}
 	cls := s.srv.router.Classify(m.String)
 	var filter bool
