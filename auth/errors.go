@@ -3,6 +3,8 @@ package auth
 import (
 	"errors"
 	"strings"
+
+	"github.com/jackc/pgerrcode"
 )
 
 // Reason says why a token (or the role it names) was refused. The set is
@@ -84,6 +86,17 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.err }
 
+// SQLState is the code Postgres gives the same refusal: 28000
+// (invalid_authorization_specification) when the token was valid but its
+// role may not be used (IsRoleRefused), 28P01 (invalid_password) for a
+// refused token.
+func (e *Error) SQLState() string {
+	if IsRoleRefused(e) {
+		return pgerrcode.InvalidAuthorizationSpecification
+	}
+	return pgerrcode.InvalidPassword
+}
+
 func newError(r Reason, detail string) *Error { return &Error{Reason: r, Detail: detail} }
 
 // ReasonOf returns the Reason of an *Error in err's chain, or "" if there is none.
@@ -104,8 +117,8 @@ func IsTokenError(err error) bool { return ReasonOf(err) != "" }
 func IsExpired(err error) bool { return ReasonOf(err) == ReasonExpired }
 
 // IsRoleRefused reports whether the token itself was valid but the role it
-// names may not be used (superuser, mismatching startup user). The wire maps
-// it to SQLSTATE 28000; the other token errors are 28P01.
+// names may not be used (superuser, mismatching startup user): SQLSTATE
+// 28000 (Error.SQLState); the other token errors are 28P01.
 func IsRoleRefused(err error) bool {
 	r := ReasonOf(err)
 	return r == ReasonSuperuserRole || r == ReasonRoleMismatch

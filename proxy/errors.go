@@ -35,23 +35,26 @@ func errorf(code, format string, args ...any) *Error {
 	return &Error{Severity: "ERROR", Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// sqlStater is an error that names its SQLSTATE: the domain errors of
+// auth, router and internal/backend (and *pgconn.PgError, passed on whole
+// before it is asked).
+type sqlStater interface {
+	error
+	SQLState() string
+}
+
 // errorResponse is the one place that turns an error into what a client
 // sees. severity is used unless the error carries its own. Upstream
-// *pgconn.PgError passes through field by field; anything unexpected is
-// shown as an internal error with an id that is also logged.
+// *pgconn.PgError passes through field by field; a domain error gives its
+// SQLSTATE and the proxy words the message; anything unexpected is shown
+// as an internal error with an id that is also logged.
 func errorResponse(err error, severity string, log *zap.Logger) *pgproto3.ErrorResponse {
 	var (
 		pe  *pgconn.PgError
 		pxe *Error
-		cte *backend.CheckoutTimeoutError
-		be  *backend.ConnectError
-		ae  *auth.Error
-		de  *router.Denial
+		se  sqlStater
 	)
 	switch {
-	case errors.As(err, &de):
-		return &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR",
-			Code: pgerrcode.InsufficientPrivilege, Message: de.Error(), Hint: denialHint(de)}
 	case errors.As(err, &pxe):
 		sev := pxe.Severity
 		if sev == "" {
@@ -71,26 +74,8 @@ func errorResponse(err error, severity string, log *zap.Logger) *pgproto3.ErrorR
 			ColumnName: pe.ColumnName, DataTypeName: pe.DataTypeName, ConstraintName: pe.ConstraintName,
 			File: pe.File, Line: pe.Line, Routine: pe.Routine,
 		}
-	case errors.As(err, &be):
-		// Postgres is down or restarting: a retryable connection failure,
-		// not an internal error (REST answers 503 with the same code).
-		return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
-			Code: pgerrcode.ConnectionFailure, Message: "the database backend is unavailable (backend " + be.Key.Backend + ")",
-			Hint: "retry: the backend is restarting or unreachable"}
-	case errors.As(err, &cte) && cte.ShareExceeded():
-		return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
-			Code: pgerrcode.TooManyConnections, Message: "too many backend connections for one token: " + cte.Error(),
-			Hint: "end the token's other open transactions sooner, use a token per client, or raise pool.max_share"}
-	case errors.As(err, &cte):
-		return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
-			Code: pgerrcode.TooManyConnections, Message: "too many clients waiting: " + cte.Error(),
-			Hint: "raise pool.size or pool.checkout_timeout, or shorten transactions"}
-	case errors.As(err, &ae):
-		code, msg := pgerrcode.InvalidPassword, "password authentication failed: "+ae.Error()
-		if auth.IsRoleRefused(err) {
-			code, msg = pgerrcode.InvalidAuthorizationSpecification, ae.Error()
-		}
-		return &pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg}
+	case errors.As(err, &se):
+		return domainResponse(se, severity)
 	case errors.Is(err, context.DeadlineExceeded):
 		return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
 			Code: pgerrcode.QueryCanceled, Message: "timed out"}
@@ -99,4 +84,35 @@ func errorResponse(err error, severity string, log *zap.Logger) *pgproto3.ErrorR
 	log.Error("internal error shown to client", zap.String("error_id", id), zap.Error(err))
 	return &pgproto3.ErrorResponse{Severity: severity, SeverityUnlocalized: severity,
 		Code: pgerrcode.InternalError, Message: "mqstack internal error (id " + id + ")"}
+}
+
+// domainResponse is a domain error as the client sees it: its own SQLSTATE,
+// the message and hint worded for a wire client.
+func domainResponse(se sqlStater, severity string) *pgproto3.ErrorResponse {
+	r := &pgproto3.ErrorResponse{Severity: severity, Code: se.SQLState(), Message: se.Error()}
+	switch e := se.(type) {
+	case *router.Denial:
+		// The session stays usable.
+		r.Severity, r.Hint = "ERROR", denialHint(e)
+	case *backend.ConnectError:
+		// Postgres is down or restarting: a retryable connection failure,
+		// not an internal error (REST answers 503 with the same code).
+		r.Message = "the database backend is unavailable (backend " + e.Key.Backend + ")"
+		r.Hint = "retry: the backend is restarting or unreachable"
+	case *backend.CheckoutTimeoutError:
+		if e.ShareExceeded() {
+			r.Message = "too many backend connections for one token: " + e.Error()
+			r.Hint = "end the token's other open transactions sooner, use a token per client, or raise pool.max_share"
+		} else {
+			r.Message = "too many clients waiting: " + e.Error()
+			r.Hint = "raise pool.size or pool.checkout_timeout, or shorten transactions"
+		}
+	case *auth.Error:
+		r.Severity = "FATAL"
+		if r.Code == pgerrcode.InvalidPassword {
+			r.Message = "password authentication failed: " + e.Error()
+		}
+	}
+	r.SeverityUnlocalized = r.Severity
+	return r
 }

@@ -27,14 +27,6 @@ var _ Pools = BackendPools{}
 func (b BackendPools) Acquire(ctx context.Context, role, holder string) (Conn, error) {
 	c, err := b.Manager.Acquire(ctx, backend.Key{Backend: b.Backend, Database: b.Database, Role: role}, holder)
 	if err != nil {
-		var timeout *backend.CheckoutTimeoutError
-		if errors.As(err, &timeout) && timeout.ShareExceeded() {
-			return nil, &pgconn.PgError{Severity: "ERROR", Code: "53300", Message: err.Error(),
-				Hint: "end the token's other calls sooner, use a token per client, or raise pool.max_share"}
-		}
-		if errors.As(err, &timeout) {
-			return nil, &pgconn.PgError{Severity: "ERROR", Code: "53300", Message: err.Error()}
-		}
 		return nil, err
 	}
 	return backendConn{c}, nil

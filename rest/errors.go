@@ -9,11 +9,12 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"mqstack/auth"
+	"mqstack/internal/backend"
 	"mqstack/internal/errorid"
-	"mqstack/router"
 )
 
 // apiError is an error as HTTP clients see it: the PostgREST error body
@@ -71,28 +72,45 @@ const statusClientClosed = 499
 
 // statusOf maps a SQLSTATE to the HTTP status of the spec's table.
 func statusOf(code string) int {
-	class := code
-	if len(class) > 2 {
-		class = class[:2]
-	}
-	switch {
-	case code == "42501":
+	switch class := class(code); {
+	case code == pgerrcode.InsufficientPrivilege:
 		return http.StatusForbidden
-	case code == "42P01" || code == "42883":
+	case code == pgerrcode.UndefinedTable || code == pgerrcode.UndefinedFunction:
 		return http.StatusNotFound
-	case class == "22" || class == "23" || class == "P0" || code == "42804" || code == "42846":
+	case class == dataException || class == integrityConstraintViolation || class == plpgsqlError ||
+		code == pgerrcode.DatatypeMismatch || code == pgerrcode.CannotCoerce:
 		return http.StatusBadRequest
-	case class == "28":
+	case class == invalidAuthorizationSpecification:
 		// The token's role cannot log in (no such role, no CONNECT right).
 		return http.StatusForbidden
-	case class == "08" || class == "53" || class == "40" || code == "57P01" || code == "57P02" ||
-		code == "57P03" || code == "57014":
+	case class == connectionException || class == insufficientResources || class == transactionRollback ||
+		code == pgerrcode.AdminShutdown || code == pgerrcode.CrashShutdown ||
+		code == pgerrcode.CannotConnectNow || code == pgerrcode.QueryCanceled:
 		// Backend gone or busy, pool timeout, serialization failure or
 		// deadlock, statement timeout: all worth retrying.
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
+
+// class is a SQLSTATE's class: its first two characters.
+func class(code string) string {
+	if len(code) > 2 {
+		return code[:2]
+	}
+	return code
+}
+
+// The classes statusOf maps as a whole.
+var (
+	dataException                     = class(pgerrcode.DataException)
+	integrityConstraintViolation      = class(pgerrcode.IntegrityConstraintViolation)
+	plpgsqlError                      = class(pgerrcode.PLpgSQLError)
+	invalidAuthorizationSpecification = class(pgerrcode.InvalidAuthorizationSpecification)
+	connectionException               = class(pgerrcode.ConnectionException)
+	insufficientResources             = class(pgerrcode.InsufficientResources)
+	transactionRollback               = class(pgerrcode.TransactionRollback)
+)
 
 // errUnavailable marks an error of the backend pool (no connection, I/O
 // failure): 503 unless it carries a SQLSTATE of its own.
@@ -101,6 +119,14 @@ type errUnavailable struct{ err error }
 func (e *errUnavailable) Error() string { return "backend unavailable: " + e.err.Error() }
 func (e *errUnavailable) Unwrap() error { return e.err }
 
+// sqlStater is an error that names its SQLSTATE: the domain errors of
+// auth, router and internal/backend (and *pgconn.PgError, passed on whole
+// before it is asked).
+type sqlStater interface {
+	error
+	SQLState() string
+}
+
 // toAPIError is the one function that turns any error into what the client
 // sees.
 func toAPIError(err error) *apiError {
@@ -108,13 +134,9 @@ func toAPIError(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	var denial *router.Denial
-	if errors.As(err, &denial) {
-		return &apiError{Status: http.StatusForbidden, Code: "42501", Message: denial.Error()}
-	}
-	var ae2 *auth.Error
-	if errors.As(err, &ae2) {
-		return authError(ae2)
+	var tokenErr *auth.Error
+	if errors.As(err, &tokenErr) {
+		return authError(tokenErr)
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -122,23 +144,43 @@ func toAPIError(err error) *apiError {
 			Details: strPtr(pe.Detail), Hint: strPtr(pe.Hint), cause: err}
 		return e
 	}
+	var se sqlStater
+	if errors.As(err, &se) {
+		return domainError(se, err)
+	}
 	if errors.Is(err, context.Canceled) {
 		// The client went away; nobody reads this answer.
-		return &apiError{Status: statusClientClosed, Code: "57014", Message: "canceled: the client closed the request"}
+		return &apiError{Status: statusClientClosed, Code: pgerrcode.QueryCanceled, Message: "canceled: the client closed the request"}
 	}
 	var ue *errUnavailable
 	if errors.As(err, &ue) || errors.Is(err, context.DeadlineExceeded) {
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "08006",
+		return &apiError{Status: http.StatusServiceUnavailable, Code: pgerrcode.ConnectionFailure,
 			Message: "the database backend is unavailable", cause: err}
 	}
-	return &apiError{Status: http.StatusInternalServerError, Code: "XX000", Message: "internal error", cause: err}
+	return &apiError{Status: http.StatusInternalServerError, Code: pgerrcode.InternalError, Message: "internal error", cause: err}
+}
+
+// domainError is a domain error (se, found in err) as the client sees it:
+// the error's SQLSTATE and its status, the message worded for HTTP.
+func domainError(se sqlStater, err error) *apiError {
+	code := se.SQLState()
+	e := &apiError{Status: statusOf(code), Code: code, Message: se.Error(), cause: err}
+	switch se := se.(type) {
+	case *backend.ConnectError:
+		e.Message = "the database backend is unavailable"
+	case *backend.CheckoutTimeoutError:
+		if se.ShareExceeded() {
+			e.Hint = strPtr("end the token's other calls sooner, use a token per client, or raise pool.max_share")
+		}
+	}
+	return e
 }
 
 // authError is a refused token: 401 with an RFC 6750 challenge, or 403 when
 // the token is valid but its role may not be used.
 func authError(e *auth.Error) *apiError {
-	if auth.IsRoleRefused(e) {
-		return &apiError{Status: http.StatusForbidden, Code: "28000", Message: e.Error()}
+	if code := e.SQLState(); code == pgerrcode.InvalidAuthorizationSpecification {
+		return &apiError{Status: http.StatusForbidden, Code: code, Message: e.Error()}
 	}
 	code := "PGRST301"
 	if e.Reason == auth.ReasonExpired {

@@ -14,9 +14,10 @@ import (
 
 // Pools gives REST backend connections logged in as a role: in mqstack the
 // backend pools of internal/backend, keyed by (backend, database, role), the
-// same the proxy uses. A checkout that times out is reported as a
-// *pgconn.PgError with SQLSTATE 53300; other failures to get a connection as
-// any other error (REST answers 503 for both).
+// same the proxy uses. A checkout that times out is reported as an error
+// whose SQLState() is 53300 (*backend.CheckoutTimeoutError, or a
+// *pgconn.PgError); other failures to get a connection as any other error
+// (REST answers 503 for both).
 type Pools interface {
 	// Acquire checks out a connection of role's pool for holder, the
 	// token (auth.Identity.Holder; "" for REST's own checks), whose share

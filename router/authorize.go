@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgerrcode"
+
 	"mqstack/auth"
 )
 
@@ -38,6 +40,10 @@ func (d *Denial) Error() string {
 	}
 	return b.String()
 }
+
+// SQLState is 42501 (insufficient_privilege), as Postgres refuses what a
+// role may not do.
+func (d *Denial) SQLState() string { return pgerrcode.InsufficientPrivilege }
 
 // Params resolves $n (1-based) to its bound value as text; ok is false when
 // the value is missing or NULL.
