@@ -79,9 +79,15 @@ func TestAcquireLogsInAsRole(t *testing.T) {
 func TestCheckoutTimeoutAndReload(t *testing.T) {
 	m, _ := newManager(t, nil)
 	ctx := context.Background()
-	a, _ := m.Acquire(ctx, key, "")
-	b, _ := m.Acquire(ctx, key, "")
-	_, err := m.Acquire(ctx, key, "")
+	a, err := m.Acquire(ctx, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Acquire(ctx, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Acquire(ctx, key, "")
 	var cte *CheckoutTimeoutError
 	if !errors.As(err, &cte) || cte.Size != 2 {
 		t.Fatalf("want CheckoutTimeoutError, got %v", err)
@@ -211,34 +217,40 @@ func TestHolderShare(t *testing.T) {
 // waitHeldWaiting waits until a checkout waits for key's pool.
 func waitHeldWaiting(t *testing.T, m *Manager) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.WaitFor(t, 5*time.Second, "a checkout waiting for its share", func() bool {
 		m.mu.Lock()
-		waiting := m.pools[key].waiting
-		m.mu.Unlock()
-		if waiting > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no checkout waits for its share")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer m.mu.Unlock()
+		return m.pools[key].waiting > 0
+	})
 }
 
 func TestBrokenConnectionsAreDiscarded(t *testing.T) {
 	m, cl := newManager(t, nil)
 	ctx := context.Background()
-	c, _ := m.Acquire(ctx, key, "")
+	c, err := m.Acquire(ctx, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	pid := c.PID()
 	c.Release()
+	released := time.Now()
 	su, err := pgx.Connect(ctx, cl.ConnString(pgembed.Superuser, "postgres"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer su.Close(ctx)
-	su.Exec(ctx, "SELECT pg_terminate_backend($1)", pid)
-	time.Sleep(1100 * time.Millisecond) // idle long enough to be checked
+	var signalled bool
+	if err := su.QueryRow(ctx, "SELECT pg_terminate_backend($1)", pid).Scan(&signalled); err != nil || !signalled {
+		t.Fatalf("pg_terminate_backend(%d) = %v, %v", pid, signalled, err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the terminated backend to exit", func() bool {
+		var n int
+		err := su.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&n)
+		return err == nil && n == 0
+	})
+	// Acquire checks a connection for life only once it has idled more than
+	// a second: that idle time is part of what is tested.
+	time.Sleep(time.Until(released.Add(1100 * time.Millisecond)))
 	c, err = m.Acquire(ctx, key, "")
 	if err != nil {
 		t.Fatal(err)
@@ -247,10 +259,15 @@ func TestBrokenConnectionsAreDiscarded(t *testing.T) {
 		t.Fatal("terminated backend handed out")
 	}
 	// A connection left in a transaction is not reused.
-	c.Exec(ctx, "BEGIN")
+	if err := c.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
 	pid = c.PID()
 	c.Release()
-	c, _ = m.Acquire(ctx, key, "")
+	c, err = m.Acquire(ctx, key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c.PID() == pid || c.TxStatus != 'I' {
 		t.Fatal("connection in a transaction reused")
 	}
@@ -262,24 +279,21 @@ func TestIdleTimeoutAndPasswords(t *testing.T) {
 		p.IdleTimeout = 50 * time.Millisecond
 		p.HealthCheckPeriod = 100 * time.Millisecond
 	})
-	c, _ := m.Acquire(context.Background(), key, "")
-	c.Release()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		m.mu.Lock()
-		n := m.pools[key].p.Stat().TotalResources()
-		m.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("idle connection not closed")
-		}
-		time.Sleep(20 * time.Millisecond)
+	c, err := m.Acquire(context.Background(), key, "")
+	if err != nil {
+		t.Fatal(err)
 	}
+	c.Release()
+	testenv.WaitFor(t, 5*time.Second, "the idle connection to be closed", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.pools[key].p.Stat().TotalResources() == 0
+	})
 	dir := t.TempDir()
 	f := filepath.Join(dir, "pw")
-	os.WriteFile(f, []byte("from-file\n"), 0o600)
+	if err := os.WriteFile(f, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	m.lookupEnv = func(k string) (string, bool) { return "from-env", k == "PW" }
 	pw := m.password(configs.BackendConfig{
 		Passwords:     map[string]configs.Secret{"a": "inline"},
@@ -300,7 +314,7 @@ func TestStmtCache(t *testing.T) {
 	c := NewStmtCache(2)
 	c.Add("a")
 	c.Add("b")
-	c.Has("a")
+	c.Has("a") // a is used: b is now the least recent
 	c.Add("c") // evicts b
 	if c.Len() != 2 || !c.Has("a") || !c.Has("c") {
 		t.Fatal("LRU order")
