@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/jackc/pgerrcode"
 )
 
 // The arguments of a call reach Postgres as text parameters with a cast
@@ -39,7 +41,7 @@ func textOf(raw json.RawMessage) (*string, error) {
 			return nil, err
 		}
 		if strings.IndexByte(s, 0) >= 0 {
-			return nil, errBadValue("22021", `invalid byte sequence for encoding "UTF8": 0x00`)
+			return nil, errBadValue(pgerrcode.CharacterNotInRepertoire, `invalid byte sequence for encoding "UTF8": 0x00`)
 		}
 		return &s, nil
 	}
@@ -132,12 +134,12 @@ func arrayLiteral(raw json.RawMessage, jsonb bool) (string, error) {
 			}
 			text = *v
 		case kind == '[' || kind == '{':
-			return "", errBadValue("22P02", fmt.Sprintf("malformed array literal: element %d is not a number", i+1))
+			return "", errBadValue(pgerrcode.InvalidTextRepresentation, fmt.Sprintf("malformed array literal: element %d is not a number", i+1))
 		default:
 			text = string(bytes.TrimSpace(e))
 		}
 		if strings.IndexByte(text, 0) >= 0 {
-			return "", errBadValue("22021", `invalid byte sequence for encoding "UTF8": 0x00`)
+			return "", errBadValue(pgerrcode.CharacterNotInRepertoire, `invalid byte sequence for encoding "UTF8": 0x00`)
 		}
 		b.WriteByte('"')
 		for j := 0; j < len(text); j++ {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgerrcode"
 )
 
 // call is one REST call turned into SQL.
@@ -98,15 +100,15 @@ func pollInt(name string, raw json.RawMessage) (int, error) {
 		return 0, err
 	}
 	if v == nil {
-		return 0, errBadValue("22004", fmt.Sprintf("%s must not be null", name))
+		return 0, errBadValue(pgerrcode.NullValueNotAllowedDataException, fmt.Sprintf("%s must not be null", name))
 	}
 	s := strings.TrimSpace(*v)
 	if !isSeconds(s) {
-		return 0, errBadValue("22P02", fmt.Sprintf("invalid input syntax for type integer: %q", *v))
+		return 0, errBadValue(pgerrcode.InvalidTextRepresentation, fmt.Sprintf("invalid input syntax for type integer: %q", *v))
 	}
 	n, err := strconv.ParseInt(strings.TrimPrefix(s, "+"), 10, 64)
 	if err != nil || n < math.MinInt32 || n > math.MaxInt32 {
-		return 0, errBadValue("22003", fmt.Sprintf("value %q is out of range for type integer", *v))
+		return 0, errBadValue(pgerrcode.NumericValueOutOfRange, fmt.Sprintf("value %q is out of range for type integer", *v))
 	}
 	return int(n), nil
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"go.uber.org/zap"
 
 	"mqstack/auth"
@@ -256,7 +257,7 @@ func (s *Server) readArgs(r *http.Request) (map[string]json.RawMessage, error) {
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func errTooLarge(max int64) *apiError {
-	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "54000",
+	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: pgerrcode.ProgramLimitExceeded,
 		Message: fmt.Sprintf("the request body is larger than rest.max_body_bytes (%d bytes)", max)}
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -94,7 +95,7 @@ func (p *PgxPools) Acquire(ctx context.Context, role, _ string) (Conn, error) {
 	c, err := pool.Acquire(actx)
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			return nil, &pgconn.PgError{Severity: "ERROR", Code: "53300",
+			return nil, &pgconn.PgError{Severity: "ERROR", Code: pgerrcode.TooManyConnections,
 				Message: fmt.Sprintf("no backend connection for role %q free within %s", role, p.checkoutTimeout)}
 		}
 		return nil, err
