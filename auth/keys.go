@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -45,14 +46,7 @@ type verifyKey struct {
 	source string              // where it came from, for logs; never the key
 }
 
-func (k *verifyKey) does(alg string) bool {
-	for _, a := range k.algs {
-		if a == alg {
-			return true
-		}
-	}
-	return false
-}
+func (k *verifyKey) does(alg string) bool { return slices.Contains(k.algs, alg) }
 
 // keyLoadError is a key configuration problem: exit status 2 at start-up.
 func keyLoadError(format string, args ...any) error {

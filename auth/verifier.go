@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,7 +264,7 @@ func (v *Verifier) verify(ks *keySet, token string, now time.Time) (Identity, in
 	if !configs.ValidRoleName(id.Role) {
 		return fail(ReasonRoleNotAllowed, fmt.Sprintf("%q is not a valid role name", clip(sanitize(id.Role))))
 	}
-	if len(v.cfg.AllowedRoles) > 0 && !contains(v.cfg.AllowedRoles, id.Role) {
+	if len(v.cfg.AllowedRoles) > 0 && !slices.Contains(v.cfg.AllowedRoles, id.Role) {
 		return fail(ReasonRoleNotAllowed, fmt.Sprintf("role %q is not in auth.allowed_roles", id.Role))
 	}
 
@@ -339,7 +340,7 @@ func (v *Verifier) refusal(ks *keySet, tok *jwt.Token, c *claims, err error) *Er
 	if errors.Is(err, jwt.ErrTokenMalformed) {
 		return mk(ReasonMalformed, "")
 	}
-	if tok != nil && tok.Method != nil && !contains(ks.algs, tok.Method.Alg()) {
+	if tok != nil && tok.Method != nil && !slices.Contains(ks.algs, tok.Method.Alg()) {
 		return mk(ReasonBadAlgorithm, fmt.Sprintf("alg %s not accepted", sanitize(tok.Method.Alg())))
 	}
 	if tok != nil && tok.Method == nil {
@@ -368,19 +369,10 @@ func (v *Verifier) refusal(ks *keySet, tok *jwt.Token, c *claims, err error) *Er
 		e.Reason, e.Detail = ReasonNotYetValid, "valid from "+c.NotBefore.UTC().Format(time.RFC3339)
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		e.Reason, e.Detail = ReasonIssuedInFuture, fmt.Sprintf("issued at %s (leeway %s)", c.IssuedAt.UTC().Format(time.RFC3339), leeway)
-	case v.cfg.Audience != "" && !contains(c.Audience, v.cfg.Audience):
+	case v.cfg.Audience != "" && !slices.Contains(c.Audience, v.cfg.Audience):
 		e.Reason, e.Detail = ReasonWrongAudience, fmt.Sprintf("want %q", v.cfg.Audience)
 	case v.cfg.Issuer != "" && c.Issuer != v.cfg.Issuer:
 		e.Reason, e.Detail = ReasonWrongIssuer, fmt.Sprintf("want %q", v.cfg.Issuer)
 	}
 	return e
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -103,7 +104,7 @@ func (a AuthConfig) HasKey() bool {
 // uses c.Auth as it is.
 func (c Config) EmbeddedAuth() AuthConfig {
 	a := c.Auth
-	if a.DefaultRole == "" && (len(a.AllowedRoles) == 0 || containsString(a.AllowedRoles, c.Postgres.DefaultRole)) {
+	if a.DefaultRole == "" && (len(a.AllowedRoles) == 0 || slices.Contains(a.AllowedRoles, c.Postgres.DefaultRole)) {
 		a.DefaultRole = c.Postgres.DefaultRole
 	}
 	return a
@@ -149,7 +150,7 @@ func validateAuth(a AuthConfig) []string {
 			bad("auth.allowed_roles: %q is not a valid role name", r)
 		}
 	}
-	if a.DefaultRole != "" && len(a.AllowedRoles) > 0 && !containsString(a.AllowedRoles, a.DefaultRole) {
+	if a.DefaultRole != "" && len(a.AllowedRoles) > 0 && !slices.Contains(a.AllowedRoles, a.DefaultRole) {
 		bad("auth.default_role %q is not in auth.allowed_roles", a.DefaultRole)
 	}
 	if a.Leeway < 0 || a.Leeway > 10*time.Minute {
@@ -162,15 +163,6 @@ func validateAuth(a AuthConfig) []string {
 		bad("auth.cache_size %d must be between 0 (no cache) and 10000000", a.CacheSize)
 	}
 	return problems
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Validate checks the auth section alone (Config.Validate includes it).
