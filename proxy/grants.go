@@ -75,7 +75,7 @@ func keepsName(oids []uint32, i int) bool {
 // binary format only for text-like declared types; a parameter declared
 // of a type that changes the name fails closed.
 func (s *session) bindParam(n int) (string, bool) {
-	b := &s.bind
+	b := &s.deny.bind
 	i := n - 1
 	if b.m == nil || i < 0 || i >= len(b.m.Parameters) || b.m.Parameters[i] == nil {
 		return "", false
@@ -121,7 +121,7 @@ const maxPinnedParam = 65535
 // binaryTarget finds a pgmq call whose queue is bound in binary format as
 // a type the proxy cannot read as text.
 func (s *session) binaryTarget(st *router.Statement) *router.Denial {
-	b := &s.bind
+	b := &s.deny.bind
 	for i := range st.Parts {
 		for _, c := range st.Parts[i].Calls {
 			for _, a := range []router.Arg{c.Target, c.Pattern} {
@@ -147,7 +147,7 @@ func (s *session) binaryTarget(st *router.Statement) *router.Denial {
 // names) of a grant-limited token. filter says the result rows must be
 // filtered to listable queues.
 func (s *session) authorizeQuery(st *router.Statement) (filter bool, err error) {
-	dec, err := router.Authorize(s.id, st, noParams)
+	dec, err := router.Authorize(s.login.id, st, noParams)
 	if err != nil {
 		return false, err
 	}
@@ -161,12 +161,12 @@ func (s *session) authorizeQuery(st *router.Statement) (filter bool, err error) 
 // authorizeBind checks a Bind of a statement whose queue names are
 // parameters.
 func (s *session) authorizeBind(st *stmt, m *pgproto3.Bind) (filter bool, err error) {
-	s.bind = bindValues{m: m, oids: st.oids}
-	defer func() { s.bind = bindValues{} }()
+	s.deny.bind = bindValues{m: m, oids: st.oids}
+	defer func() { s.deny.bind = bindValues{} }()
 	if d := s.binaryTarget(st.class); d != nil {
 		return false, d
 	}
-	dec, err := router.Authorize(s.id, st.class, s.bindParamFn)
+	dec, err := router.Authorize(s.login.id, st.class, s.deny.param)
 	if err != nil {
 		return false, err
 	}
@@ -209,7 +209,7 @@ func (s *session) countDenial(st *router.Statement, err error, param router.Para
 func (s *session) attached() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.conn != nil
+	return s.backend.conn != nil
 }
 
 // denyQuery answers a denied simple query (or FunctionCall): ErrorResponse
@@ -220,7 +220,7 @@ func (s *session) denyQuery(er *pgproto3.ErrorResponse) error {
 		return s.writeClient(true, er, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	}
 	return s.withConn(kindQuery, "", func(c *backend.Conn) {
-		s.denials = append(s.denials, denial{cycle: s.cycle, resp: er})
+		s.deny.queue = append(s.deny.queue, denial{cycle: s.backend.cycle, resp: er})
 		c.Frontend().Send(&pgproto3.Query{String: denyMarker})
 	})
 }
@@ -235,7 +235,7 @@ func (s *session) denyExtended(er *pgproto3.ErrorResponse) error {
 	var conn *backend.Conn
 	err := s.withConn(kindExtended, "", func(c *backend.Conn) {
 		conn = c
-		s.denials = append(s.denials, denial{cycle: s.cycle, resp: er})
+		s.deny.queue = append(s.deny.queue, denial{cycle: s.backend.cycle, resp: er})
 		c.Frontend().Send(&pgproto3.Parse{Name: denyMarker, Query: denyMarker})
 	})
 	if err != nil || conn == nil {
@@ -252,11 +252,11 @@ func (s *session) substituteDenial(m *pgproto3.ErrorResponse) *pgproto3.ErrorRes
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.denials) == 0 || s.denials[0].cycle != s.doneCycles {
+	if len(s.deny.queue) == 0 || s.deny.queue[0].cycle != s.backend.doneCycles {
 		return nil
 	}
-	er := s.denials[0].resp
-	s.denials = s.denials[1:]
+	er := s.deny.queue[0].resp
+	s.deny.queue = s.deny.queue[1:]
 	return er
 }
 

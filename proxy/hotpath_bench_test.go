@@ -44,7 +44,7 @@ func BenchmarkRelayDataRow(b *testing.B) {
 		}
 	}
 	fe := pgproto3.NewFrontend(&segmentReader{seg: wire}, io.Discard)
-	s := &session{client: pgproto3.NewBackend(nil, io.Discard)}
+	s := &session{client: clientConn{proto: pgproto3.NewBackend(nil, io.Discard)}}
 	b.SetBytes(int64(len(wire) / 4))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -119,7 +119,7 @@ func BenchmarkBindRewrite(b *testing.B) {
 	st := newStmt(&pgproto3.Parse{Name: "stmtcache_1", Query: sql, ParameterOIDs: []uint32{25, 25}}, true)
 	st.class = router.Classify(sql)
 	st.bindAuth = boundTargets(st.class)
-	s := &session{stmts: map[string]*stmt{"stmtcache_1": st}, conn: c, open: true}
+	s := &session{stmts: statements{named: map[string]*stmt{"stmtcache_1": st}}, backend: attachment{conn: c, open: true}}
 	c.Stmts.Add(st.backendName)
 	payload := make([]byte, 1024)
 	bind := &pgproto3.Bind{Parameters: [][]byte{[]byte("orders"), payload}, ResultFormatCodes: []int16{1}}
@@ -130,7 +130,7 @@ func BenchmarkBindRewrite(b *testing.B) {
 			b.Fatal(err)
 		}
 		// The cycle's Sync flushes; Execute and Sync add a few bytes.
-		s.pending = 0
+		s.backend.pending = 0
 		if err := c.Frontend().Flush(); err != nil {
 			b.Fatal(err)
 		}

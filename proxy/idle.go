@@ -3,10 +3,19 @@ package proxy
 import (
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgerrcode"
 )
+
+// idleClock runs while the idle-in-transaction read deadline is armed:
+// since since, for limit. Written with s.mu held; armed is read without it.
+type idleClock struct {
+	armed atomic.Bool
+	since time.Time
+	limit time.Duration
+}
 
 // The idle-in-transaction clock (proxy.idle_in_transaction_timeout). A
 // session is idle in a transaction when it holds a backend inside a
@@ -22,33 +31,33 @@ import (
 // s.mu is held; TxStatus is read only with nothing in flight, when the
 // reader does not write it.
 func (s *session) idleInTxLocked() bool {
-	return s.conn != nil && s.inflight == 0 && s.conn.TxStatus != 'I'
+	return s.backend.conn != nil && s.backend.inflight == 0 && s.backend.conn.TxStatus != 'I'
 }
 
 // armIdleLocked starts the clock when the session is idle in a transaction
 // and the clock is not running. s.mu is held.
 func (s *session) armIdleLocked() {
 	d := s.srv.config().IdleInTransactionTimeout
-	if d <= 0 || s.idleArmed.Load() || s.clientGone || !s.idleInTxLocked() {
+	if d <= 0 || s.idle.armed.Load() || s.phase == phaseClosed || !s.idleInTxLocked() {
 		return
 	}
-	s.idleSince, s.idleFor = time.Now(), d
-	s.idleArmed.Store(true)
-	s.raw.SetReadDeadline(s.idleSince.Add(d))
+	s.idle.since, s.idle.limit = time.Now(), d
+	s.idle.armed.Store(true)
+	s.client.raw.SetReadDeadline(s.idle.since.Add(d))
 }
 
 // disarmIdle stops the clock; it reports whether it was running.
 func (s *session) disarmIdle() bool {
-	if !s.idleArmed.Load() {
+	if !s.idle.armed.Load() {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.idleArmed.Load() {
+	if !s.idle.armed.Load() {
 		return false
 	}
-	s.idleArmed.Store(false)
-	s.raw.SetReadDeadline(time.Time{})
+	s.idle.armed.Store(false)
+	s.client.raw.SetReadDeadline(time.Time{})
 	return true
 }
 
@@ -70,21 +79,21 @@ func (s *session) idleExpired(err error) (fatal *Error, retry bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.idleArmed.Load() {
+	if !s.idle.armed.Load() {
 		// Not our deadline (none other is set after login): read on.
-		s.raw.SetReadDeadline(time.Time{})
+		s.client.raw.SetReadDeadline(time.Time{})
 		return nil, true
 	}
 	if !s.idleInTxLocked() {
-		s.idleArmed.Store(false)
-		s.raw.SetReadDeadline(time.Time{})
+		s.idle.armed.Store(false)
+		s.client.raw.SetReadDeadline(time.Time{})
 		return nil, true
 	}
-	if left := s.idleFor - time.Since(s.idleSince); left > 0 {
-		s.raw.SetReadDeadline(time.Now().Add(left))
+	if left := s.idle.limit - time.Since(s.idle.since); left > 0 {
+		s.client.raw.SetReadDeadline(time.Now().Add(left))
 		return nil, true
 	}
 	return &Error{Severity: "FATAL", Code: pgerrcode.IdleInTransactionSessionTimeout,
-		Message: "terminating connection due to idle-in-transaction timeout (proxy.idle_in_transaction_timeout " + s.idleFor.String() + ")",
+		Message: "terminating connection due to idle-in-transaction timeout (proxy.idle_in_transaction_timeout " + s.idle.limit.String() + ")",
 		Hint:    "commit or roll back transactions promptly: an open transaction holds a shared backend connection"}, false
 }

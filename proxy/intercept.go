@@ -64,7 +64,7 @@ func (s *session) interceptQuery(p *router.Part) (it intercept, handled bool, er
 func (s *session) isPinned() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pinned != ""
+	return s.backend.pinned != ""
 }
 
 func (s *session) answer(tag string) error {
@@ -73,9 +73,9 @@ func (s *session) answer(tag string) error {
 
 func (s *session) deallocateAll() (intercept, bool, error) {
 	s.mu.Lock()
-	clear(s.stmts)
-	clear(s.sqlPrepared)
-	attached := s.conn != nil
+	clear(s.stmts.named)
+	clear(s.stmts.sqlPrepared)
+	attached := s.backend.conn != nil
 	s.mu.Unlock()
 	if !attached {
 		return intercept{}, true, s.answer("DEALLOCATE ALL")
@@ -88,11 +88,11 @@ func (s *session) deallocateAll() (intercept, bool, error) {
 
 func (s *session) deallocate(name string) (intercept, bool, error) {
 	s.mu.Lock()
-	st := s.stmts[name]
-	delete(s.stmts, name)
-	attached := s.conn != nil
-	own := s.pinned != "" && s.sqlPrepared[name]
-	delete(s.sqlPrepared, name)
+	st := s.stmts.named[name]
+	delete(s.stmts.named, name)
+	attached := s.backend.conn != nil
+	own := s.backend.pinned != "" && s.stmts.sqlPrepared[name]
+	delete(s.stmts.sqlPrepared, name)
 	s.mu.Unlock()
 	switch {
 	case st != nil && !attached:
@@ -109,18 +109,18 @@ func (s *session) deallocate(name string) (intercept, bool, error) {
 
 func (s *session) discardAll() (intercept, bool, error) {
 	s.mu.Lock()
-	attached, pinned := s.conn != nil, s.pinned != ""
+	attached, pinned := s.backend.conn != nil, s.backend.pinned != ""
 	if attached && !pinned {
 		// Inside a transaction block: Postgres refuses it and nothing
 		// changes.
 		s.mu.Unlock()
 		return intercept{}, false, nil
 	}
-	clear(s.stmts)
-	clear(s.sqlPrepared)
-	s.unnamed = nil
+	clear(s.stmts.named)
+	clear(s.stmts.sqlPrepared)
+	s.stmts.unnamed = nil
 	if !attached {
-		s.want = maps.Clone(s.baseWant)
+		s.settings.want = maps.Clone(s.settings.base)
 		s.mu.Unlock()
 		return intercept{}, true, s.answer("DISCARD ALL")
 	}
@@ -136,16 +136,16 @@ func (s *session) discardAll() (intercept, bool, error) {
 // another's statement. s.mu is held.
 func (s *session) backendStatementLocked(c *backend.Conn, name string) string {
 	switch {
-	case name == "" && s.unnamed == nil:
+	case name == "" && s.stmts.unnamed == nil:
 		return noSuchStatement
 	case name == "":
 		s.ensureUnnamedLocked(c)
 		return ""
-	case s.stmts[name] != nil:
-		st := s.stmts[name]
+	case s.stmts.named[name] != nil:
+		st := s.stmts.named[name]
 		s.ensurePreparedLocked(c, st)
 		return st.backendName
-	case s.pinned != "" && s.sqlPrepared[name]:
+	case s.backend.pinned != "" && s.stmts.sqlPrepared[name]:
 		return name
 	}
 	return noSuchStatement
@@ -155,10 +155,10 @@ func (s *session) backendStatementLocked(c *backend.Conn, name string) string {
 func (s *session) notePrepareLocked(st *router.Statement) {
 	for i := range st.Parts {
 		if p := &st.Parts[i]; p.Pin == router.PinSQLPrepare && p.Name != "" {
-			if s.sqlPrepared == nil {
-				s.sqlPrepared = map[string]bool{}
+			if s.stmts.sqlPrepared == nil {
+				s.stmts.sqlPrepared = map[string]bool{}
 			}
-			s.sqlPrepared[p.Name] = true
+			s.stmts.sqlPrepared[p.Name] = true
 		}
 	}
 }
@@ -170,8 +170,8 @@ func (s *session) checkPreparedCaps(name string, size int) error {
 	cfg := s.srv.config()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n, total := len(s.stmts), size
-	for k, st := range s.stmts {
+	n, total := len(s.stmts.named), size
+	for k, st := range s.stmts.named {
 		if k == name {
 			n--
 			continue
@@ -213,8 +213,8 @@ func (s *session) deallocateParse(cls *router.Statement, m *pgproto3.Parse) (*de
 		return &deallocation{all: true}, nil
 	}
 	s.mu.Lock()
-	target := s.stmts[p.Name]
-	own := s.pinned != "" && s.sqlPrepared[p.Name]
+	target := s.stmts.named[p.Name]
+	own := s.backend.pinned != "" && s.stmts.sqlPrepared[p.Name]
 	s.mu.Unlock()
 	switch {
 	case target != nil:
@@ -232,14 +232,14 @@ func (s *session) deallocateParse(cls *router.Statement, m *pgproto3.Parse) (*de
 // finds it). s.mu is held.
 func (d *deallocation) applyLocked(s *session, c *backend.Conn) {
 	if d.all {
-		clear(s.stmts)
-		clear(s.sqlPrepared)
+		clear(s.stmts.named)
+		clear(s.stmts.sqlPrepared)
 		c.Stmts.Clear()
 		return
 	}
 	s.ensurePreparedLocked(c, d.target)
 	c.Stmts.Remove(d.target.backendName)
-	if s.stmts[d.name] == d.target {
-		delete(s.stmts, d.name)
+	if s.stmts.named[d.name] == d.target {
+		delete(s.stmts.named, d.name)
 	}
 }

@@ -3,6 +3,7 @@ package proxy
 import (
 	"encoding/binary"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -10,6 +11,15 @@ import (
 	"mqstack/auth"
 	"mqstack/router"
 )
+
+// observer queues the statements whose results the reader accounts, in
+// the order the backend answers them. Guarded by s.mu; n is len(queue),
+// which the reader reads without the lock.
+type observer struct {
+	queue   []obsEntry
+	n       atomic.Int32
+	execSeq int // Executes sent in the open cycle
+}
 
 // How the reader looks into the rows of an observed statement.
 const (
@@ -83,8 +93,8 @@ func (s *session) resolveQueues(st *stmt, m *pgproto3.Bind) []string {
 	if !st.bindAuth {
 		return nil
 	}
-	s.bind = bindValues{m: m, oids: st.oids}
-	defer func() { s.bind = bindValues{} }()
+	s.deny.bind = bindValues{m: m, oids: st.oids}
+	defer func() { s.deny.bind = bindValues{} }()
 	var out []string
 	for i := range st.class.Parts {
 		for _, c := range st.class.Parts[i].Calls {
@@ -100,30 +110,30 @@ func (s *session) resolveQueues(st *stmt, m *pgproto3.Bind) []string {
 
 func (s *session) setPortal(name string, p portal) {
 	if name == "" {
-		s.portal = p
+		s.stmts.portal = p
 		return
 	}
 	if p.st == nil {
-		delete(s.portals, name)
+		delete(s.stmts.portals, name)
 		return
 	}
-	if s.portals == nil {
-		s.portals = map[string]portal{}
+	if s.stmts.portals == nil {
+		s.stmts.portals = map[string]portal{}
 	}
-	s.portals[name] = p
+	s.stmts.portals[name] = p
 }
 
 func (s *session) portalFor(name string) portal {
 	if name == "" {
-		return s.portal
+		return s.stmts.portal
 	}
-	return s.portals[name]
+	return s.stmts.portals[name]
 }
 
 // pushObsLocked queues an entry for the reader. s.mu is held.
 func (s *session) pushObsLocked(e obsEntry) {
-	s.obs = append(s.obs, e)
-	s.obsLen.Add(1)
+	s.obs.queue = append(s.obs.queue, e)
+	s.obs.n.Add(1)
 }
 
 // relayObs is the reader's accounting state for one attachment.
@@ -156,24 +166,24 @@ func (ro *relayObs) entry(s *session) *obsEntry {
 		return nil
 	}
 	ro.looked, ro.has = true, false
-	if s.obsLen.Load() == 0 {
+	if s.obs.n.Load() == 0 {
 		return nil
 	}
 	s.mu.Lock()
 	i := 0
-	for i < len(s.obs) && s.obs[i].cycle < ro.cycle {
+	for i < len(s.obs.queue) && s.obs.queue[i].cycle < ro.cycle {
 		i++ // skipped by an error earlier in their cycle
 	}
-	if i < len(s.obs) && s.obs[i].cycle == ro.cycle && (s.obs[i].simple || s.obs[i].seq == ro.pos) {
-		ro.cur, ro.has = s.obs[i], true
+	if i < len(s.obs.queue) && s.obs.queue[i].cycle == ro.cycle && (s.obs.queue[i].simple || s.obs.queue[i].seq == ro.pos) {
+		ro.cur, ro.has = s.obs.queue[i], true
 		i++
 	}
 	if i > 0 {
 		// Shift down rather than reslice, so the array is reused.
-		n := copy(s.obs, s.obs[i:])
-		clear(s.obs[n:])
-		s.obs = s.obs[:n]
-		s.obsLen.Add(-int32(i))
+		n := copy(s.obs.queue, s.obs.queue[i:])
+		clear(s.obs.queue[n:])
+		s.obs.queue = s.obs.queue[:n]
+		s.obs.n.Add(-int32(i))
 	}
 	s.mu.Unlock()
 	if !ro.has {
@@ -249,7 +259,7 @@ func (ro *relayObs) dataRow(s *session, m *pgproto3.DataRow) bool {
 			ro.value = intValue(m.Values[0], e.binary)
 		}
 	case inspectFilter:
-		if ro.col < 0 || ro.col >= len(m.Values) || !s.id.Grants.CanList(string(m.Values[ro.col])) {
+		if ro.col < 0 || ro.col >= len(m.Values) || !s.login.id.Grants.CanList(string(m.Values[ro.col])) {
 			return false
 		}
 		ro.kept++

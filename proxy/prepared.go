@@ -12,6 +12,24 @@ import (
 	"mqstack/router"
 )
 
+// statements are the client's prepared statements and portals, as its
+// Parse, Bind, Describe, Close and DEALLOCATE name them. The statements are
+// guarded by s.mu (the reader forgets those whose Parse failed); the
+// portals are the client goroutine's alone.
+type statements struct {
+	named      map[string]*stmt // the client's named statements
+	unnamed    *stmt            // the client's unnamed statement
+	unnamedGen uint64           // counts its Parses: a backend holding it is marked with its generation
+	// sqlPrepared are the names of SQL PREPAREs of a pinned session: the
+	// only statements besides its protocol ones it may DEALLOCATE, Bind,
+	// Describe or Close by name.
+	sqlPrepared map[string]bool
+	// portal and portals are what the client's Binds fixed for its
+	// Executes (the unnamed portal, named ones).
+	portal  portal
+	portals map[string]portal
+}
+
 // noSuchStatement is a statement name the proxy never prepares: closing it
 // is a cheap message the backend always answers with CloseComplete.
 const noSuchStatement = "mqstack_none"
@@ -79,17 +97,17 @@ type pqEntry struct {
 // pushLocked records how to relay the answer to a Parse or Close about to be
 // sent. s.mu is held.
 func (s *session) pushLocked(e pqEntry) {
-	e.cycle = s.cycle
-	s.parseq = append(s.parseq, e)
+	e.cycle = s.backend.cycle
+	s.backend.parseq = append(s.backend.parseq, e)
 }
 
 // popLocked takes the entry for a ParseComplete or CloseComplete.
 func (s *session) popLocked() pqAction {
-	if len(s.parseq) == 0 {
+	if len(s.backend.parseq) == 0 {
 		panic("BUG: ParseComplete or CloseComplete without a Parse or Close sent")
 	}
-	e := s.parseq[0]
-	s.parseq = s.parseq[1:]
+	e := s.backend.parseq[0]
+	s.backend.parseq = s.backend.parseq[1:]
 	return e.action
 }
 
@@ -97,27 +115,27 @@ func (s *session) popLocked() pqAction {
 // queued were skipped by an error, so their statements do not exist.
 func (s *session) settleLocked(c *backend.Conn) {
 	i := 0
-	for ; i < len(s.parseq) && s.parseq[i].cycle < s.doneCycles; i++ {
-		e := s.parseq[i]
+	for ; i < len(s.backend.parseq) && s.backend.parseq[i].cycle < s.backend.doneCycles; i++ {
+		e := s.backend.parseq[i]
 		if e.created != "" {
 			c.Stmts.Remove(e.created)
 		}
-		if e.client != "" && s.stmts[e.client] == e.st {
-			delete(s.stmts, e.client)
+		if e.client != "" && s.stmts.named[e.client] == e.st {
+			delete(s.stmts.named, e.client)
 		}
 		if e.unnamed {
 			c.UnnamedOwner = nil
-			if e.own && s.unnamed == e.st {
-				s.unnamed = nil
+			if e.own && s.stmts.unnamed == e.st {
+				s.stmts.unnamed = nil
 			}
 		}
 	}
-	s.parseq = s.parseq[i:]
+	s.backend.parseq = s.backend.parseq[i:]
 	j := 0
-	for j < len(s.denials) && s.denials[j].cycle < s.doneCycles {
+	for j < len(s.deny.queue) && s.deny.queue[j].cycle < s.backend.doneCycles {
 		j++
 	}
-	s.denials = s.denials[j:]
+	s.deny.queue = s.deny.queue[j:]
 }
 
 // ensurePreparedLocked makes st exist on c before a Bind or Describe uses
@@ -129,24 +147,24 @@ func (s *session) ensurePreparedLocked(c *backend.Conn, st *stmt) {
 	c.Stmts.Add(st.backendName)
 	s.pushLocked(pqEntry{action: pqDrop, created: st.backendName})
 	c.Frontend().Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
-	s.pending += len(st.query)
+	s.backend.pending += len(st.query)
 }
 
 // ensureUnnamedLocked makes the client's unnamed statement the one c holds.
 func (s *session) ensureUnnamedLocked(c *backend.Conn) {
-	if s.unnamed == nil || c.UnnamedOwner == s && c.UnnamedGen == s.unnamedGen {
+	if s.stmts.unnamed == nil || c.UnnamedOwner == s && c.UnnamedGen == s.stmts.unnamedGen {
 		return
 	}
-	c.UnnamedOwner, c.UnnamedGen = s, s.unnamedGen
-	s.pushLocked(pqEntry{action: pqDrop, st: s.unnamed, unnamed: true})
-	c.Frontend().Send(&pgproto3.Parse{Query: s.unnamed.query, ParameterOIDs: s.unnamed.oids})
-	s.pending += len(s.unnamed.query)
+	c.UnnamedOwner, c.UnnamedGen = s, s.stmts.unnamedGen
+	s.pushLocked(pqEntry{action: pqDrop, st: s.stmts.unnamed, unnamed: true})
+	c.Frontend().Send(&pgproto3.Parse{Query: s.stmts.unnamed.query, ParameterOIDs: s.stmts.unnamed.oids})
+	s.backend.pending += len(s.stmts.unnamed.query)
 }
 
 // startCycleLocked closes the statements the LRU evicted, first thing in a
 // cycle where no earlier error can make the backend skip the Close.
 func (s *session) startCycleLocked(c *backend.Conn) {
-	if s.open {
+	if s.backend.open {
 		return
 	}
 	for _, name := range c.Stmts.TakePending() {

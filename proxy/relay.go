@@ -34,7 +34,7 @@ const (
 // why the session ends.
 func (s *session) commandLoop() closeReason {
 	for {
-		msg, err := s.client.Receive()
+		msg, err := s.client.proto.Receive()
 		if err != nil {
 			if fatal, retry := s.idleExpired(err); retry {
 				continue
@@ -118,14 +118,14 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 		}
 		return s.withConn(kindExtended, "", func(c *backend.Conn) {
 			if p.st != nil {
-				s.pushObsLocked(obsEntry{cycle: s.cycle, seq: s.execSeq, portal: p, start: start})
+				s.pushObsLocked(obsEntry{cycle: s.backend.cycle, seq: s.obs.execSeq, portal: p, start: start})
 			}
-			s.execSeq++
+			s.obs.execSeq++
 			c.Frontend().Send(m)
 		})
 	case *pgproto3.Close:
 		s.mu.Lock()
-		if s.conn == nil {
+		if s.backend.conn == nil {
 			// Outside a transaction a Close needs no backend: the proxy
 			// forgets the client's statement (the backend one stays in the
 			// LRU) and portals do not outlive a transaction. Answering it
@@ -133,9 +133,9 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 			// ErrorResponse, in step when no backend can be had.
 			if m.ObjectType == 'S' {
 				if m.Name == "" {
-					s.unnamed = nil
+					s.stmts.unnamed = nil
 				} else {
-					delete(s.stmts, m.Name)
+					delete(s.stmts.named, m.Name)
 				}
 			}
 			s.mu.Unlock()
@@ -146,15 +146,15 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 			if m.ObjectType == 'S' {
 				switch {
 				case m.Name == "":
-					s.unnamed = nil
+					s.stmts.unnamed = nil
 					c.UnnamedOwner = nil
-				case s.pinned != "" && s.sqlPrepared[m.Name]:
-					delete(s.sqlPrepared, m.Name) // its own SQL PREPARE
+				case s.backend.pinned != "" && s.stmts.sqlPrepared[m.Name]:
+					delete(s.stmts.sqlPrepared, m.Name) // its own SQL PREPARE
 				default:
 					// The backend statement stays (shared, in the LRU); a
 					// Close of nothing answers CloseComplete in order, and
 					// a name the client never prepared closes nothing.
-					delete(s.stmts, m.Name)
+					delete(s.stmts.named, m.Name)
 					m.Name = noSuchStatement
 				}
 			}
@@ -165,21 +165,21 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 		return s.handleSync()
 	case *pgproto3.Flush:
 		s.mu.Lock()
-		c := s.conn
+		c := s.backend.conn
 		s.mu.Unlock()
 		if c == nil {
 			return s.writeClient(true)
 		}
 		return s.withConn(kindFlush, "", func(c *backend.Conn) { c.Frontend().Send(&pgproto3.Flush{}) })
 	case *pgproto3.FunctionCall:
-		if s.id.Grants.Limited() {
+		if s.login.id.Grants.Limited() {
 			d := &router.Denial{Kind: router.KindOther, Reason: "kind_not_allowed",
 				Detail: "the fast-path function call interface is not available to grant-limited tokens"}
 			s.countDenial(nil, d, nil)
 			return s.denyQuery(errorResponse(d, "ERROR", s.log))
 		}
 		return s.withConn(kindSync, "", func(c *backend.Conn) {
-			s.tainted = true // a function by OID: the router cannot say what it did
+			s.backend.tainted = true // a function by OID: the router cannot say what it did
 			c.Frontend().Send(m)
 		})
 	case *pgproto3.CopyData:
@@ -194,7 +194,7 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 
 func (s *session) handleSync() error {
 	s.mu.Lock()
-	c := s.conn
+	c := s.backend.conn
 	s.mu.Unlock()
 	if c == nil {
 		return s.writeClient(true, &pgproto3.ReadyForQuery{TxStatus: 'I'})
@@ -204,15 +204,15 @@ func (s *session) handleSync() error {
 
 func (s *session) withCopy(m pgproto3.FrontendMessage, size int) error {
 	s.mu.Lock()
-	c := s.conn
+	c := s.backend.conn
 	if c == nil {
 		s.mu.Unlock()
 		return nil // Postgres ignores COPY messages outside COPY too
 	}
 	c.Frontend().Send(m)
-	s.pending += size
+	s.backend.pending += size
 	s.mu.Unlock()
-	if s.pending >= flushThreshold {
+	if s.backend.pending >= flushThreshold {
 		return s.flushBackend(c)
 	}
 	return nil
@@ -235,25 +235,25 @@ func (s *session) withConn(kind msgKind, pin string, fn func(c *backend.Conn)) e
 	fn(c)
 	switch kind {
 	case kindSync, kindQuery:
-		s.inflight++
-		s.cycle++
-		s.open = false
-		s.execSeq = 0
+		s.backend.inflight++
+		s.backend.cycle++
+		s.backend.open = false
+		s.obs.execSeq = 0
 	case kindExtended:
-		s.open = true
+		s.backend.open = true
 	}
 	s.mu.Unlock()
-	if kind != kindExtended || s.pending >= flushThreshold {
+	if kind != kindExtended || s.backend.pending >= flushThreshold {
 		return s.flushBackend(c)
 	}
 	return nil
 }
 
 func (s *session) flushBackend(c *backend.Conn) error {
-	s.pending = 0
-	s.bw.Lock()
+	s.backend.pending = 0
+	s.backend.bw.Lock()
 	err := c.Frontend().Flush()
-	s.bw.Unlock()
+	s.backend.bw.Unlock()
 	if err != nil {
 		c.MarkBroken()
 		s.log.Warn("backend write failed", zap.Stringer("pool", c.Key), zap.Error(err))
@@ -263,8 +263,8 @@ func (s *session) flushBackend(c *backend.Conn) error {
 }
 
 func (s *session) pinLocked(cause string) {
-	if s.pinned == "" {
-		s.pinned = cause
+	if s.backend.pinned == "" {
+		s.backend.pinned = cause
 		s.srv.rec.Pinned(cause)
 	}
 }
@@ -275,18 +275,18 @@ func (s *session) pinLocked(cause string) {
 // expired or whose server is draining.
 func (s *session) lockAttached() (*backend.Conn, error) {
 	s.mu.Lock()
-	if s.conn != nil && !s.idleLocked() {
-		return s.conn, nil
+	if s.backend.conn != nil && !s.backend.betweenTransactions() {
+		return s.backend.conn, nil
 	}
 	if err := s.boundaryCheck(); err != nil {
 		s.mu.Unlock()
 		return nil, err
 	}
-	if s.conn != nil {
-		return s.conn, nil
+	if s.backend.conn != nil {
+		return s.backend.conn, nil
 	}
 	s.mu.Unlock()
-	c, err := s.srv.backends.Acquire(s.ctx, s.pool, s.id.Holder())
+	c, err := s.srv.backends.Acquire(s.ctx, s.login.pool, s.login.id.Holder())
 	if err != nil {
 		return nil, err
 	}
@@ -307,11 +307,11 @@ func (s *session) lockAttached() (*backend.Conn, error) {
 // boundaryCheck ends the session between transactions when its token has
 // expired or the server drains. s.mu is held.
 func (s *session) boundaryCheck() error {
-	if !s.srv.verifier.StillValid(s.id, time.Now()) {
+	if !s.srv.verifier.StillValid(s.login.id, time.Now()) {
 		return closeWith(closeTokenExpired, &Error{Severity: "FATAL", Code: pgerrcode.InvalidPassword,
 			Message: "token expired: session closed", Hint: "reconnect with a fresh token"})
 	}
-	if s.drainReq || s.srv.isDraining() {
+	if s.srv.isDraining() {
 		return closeWith(closeShutdown, fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"))
 	}
 	return nil
@@ -320,17 +320,17 @@ func (s *session) boundaryCheck() error {
 // attachLocked makes c the session's backend connection and starts the
 // reader that relays its messages.
 func (s *session) attachLocked(c *backend.Conn) {
-	s.conn = c
-	s.inflight, s.open, s.copyIn = 0, false, false
-	s.cycle, s.doneCycles = 0, 0
-	s.parseq = s.parseq[:0]
-	s.denials = s.denials[:0]
-	s.obs = s.obs[:0]
-	s.obsLen.Store(0)
-	s.execSeq = 0
-	s.tainted = false
+	s.backend.conn = c
+	s.backend.inflight, s.backend.open, s.backend.copyIn = 0, false, false
+	s.backend.cycle, s.backend.doneCycles = 0, 0
+	s.backend.parseq = s.backend.parseq[:0]
+	s.deny.queue = s.deny.queue[:0]
+	s.obs.queue = s.obs.queue[:0]
+	s.obs.n.Store(0)
+	s.obs.execSeq = 0
+	s.backend.tainted = false
 	done := make(chan struct{})
-	s.readerDone = done
+	s.backend.readerDone = done
 	go s.relayBackend(c, done)
 }
 
@@ -341,7 +341,7 @@ func (s *session) attachFailed(err error, kind msgKind) error {
 	if errors.As(err, &ce) || s.ctx.Err() != nil {
 		return err
 	}
-	s.log.Info("no backend connection for client", zap.Stringer("pool", s.pool), zap.Error(err))
+	s.log.Info("no backend connection for client", zap.Stringer("pool", s.login.pool), zap.Error(err))
 	er := errorResponse(err, "ERROR", s.log)
 	switch kind {
 	case kindQuery, kindSync:
@@ -413,7 +413,7 @@ func (s *session) relayBackend(c *backend.Conn, done chan struct{}) {
 			}
 		case *pgproto3.CopyInResponse:
 			s.mu.Lock()
-			s.copyIn = true
+			s.backend.copyIn = true
 			s.mu.Unlock()
 		case *pgproto3.ErrorResponse:
 			if m.Severity == "FATAL" || m.Severity == "PANIC" {
@@ -453,62 +453,62 @@ func (s *session) discardedLocked(c *backend.Conn) {
 	c.Stmts.Clear()
 	clear(c.Applied)
 	c.UnnamedOwner = nil
-	s.discarding = true
-	clear(s.sqlPrepared)
-	clear(s.stmts) // DISCARD ALL deallocates the client's statements too
-	s.want = maps.Clone(s.baseWant)
-	if s.pinned != pinSessionMode {
-		s.pinned = ""
+	s.settings.discarding = true
+	clear(s.stmts.sqlPrepared)
+	clear(s.stmts.named) // DISCARD ALL deallocates the client's statements too
+	s.settings.want = maps.Clone(s.settings.base)
+	if s.backend.pinned != pinSessionMode {
+		s.backend.pinned = ""
 	}
 }
 
 func (s *session) relayToClient(m pgproto3.BackendMessage, flush bool) {
-	s.wmu.Lock()
-	s.client.Send(m)
+	s.client.wmu.Lock()
+	s.client.proto.Send(m)
 	if flush {
-		s.client.Flush() // a failed write ends the client goroutine's read too
+		s.client.proto.Flush() // a failed write ends the client goroutine's read too
 	}
-	s.wmu.Unlock()
+	s.client.wmu.Unlock()
 }
 
 // readyForQuery ends a cycle; it reports true when c was detached (and
 // released), which ends the reader.
 func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool {
 	s.mu.Lock()
-	gone := s.clientGone
+	gone := s.phase == phaseClosed
 	s.mu.Unlock()
 	if !gone {
 		s.relayToClient(m, true)
 	}
 	s.mu.Lock()
-	s.inflight--
-	if s.inflight < 0 {
+	s.backend.inflight--
+	if s.backend.inflight < 0 {
 		s.mu.Unlock()
 		panic("BUG: ReadyForQuery without a sync point in flight")
 	}
-	s.doneCycles++
+	s.backend.doneCycles++
 	s.settleLocked(c)
-	s.copyIn = false
-	s.discarding = false
+	s.backend.copyIn = false
+	s.settings.discarding = false
 	if m.TxStatus != 'I' {
 		s.armIdleLocked()
 	}
-	quiet := s.inflight == 0 && !s.open
-	gone = s.clientGone
-	pinned := s.pinned != ""
-	tainted := s.tainted
+	quiet := s.backend.inflight == 0 && !s.backend.open
+	gone = s.phase == phaseClosed
+	pinned := s.backend.pinned != ""
+	tainted := s.backend.tainted
 	detach := quiet && (gone || !pinned && m.TxStatus == 'I')
-	drain := quiet && m.TxStatus == 'I' && (s.drainReq || s.srv.isDraining())
+	drain := quiet && m.TxStatus == 'I' && s.srv.isDraining()
 	if detach {
-		s.conn = nil
+		s.backend.conn = nil
 		if c.UnnamedOwner == s {
 			c.UnnamedOwner = nil
 		}
 	}
 	s.mu.Unlock()
 	if detach {
-		s.bw.Lock() // wait for the flush that sent the last Sync to return
-		s.bw.Unlock()
+		s.backend.bw.Lock() // wait for the flush that sent the last Sync to return
+		s.backend.bw.Unlock()
 	}
 	if !detach {
 		if drain && !gone {
@@ -552,13 +552,13 @@ func (s *session) resetForReuse(c *backend.Conn, pinned bool) {
 func (s *session) backendLost(c *backend.Conn, err error) {
 	c.MarkBroken()
 	s.mu.Lock()
-	if s.conn == c {
-		s.conn = nil
+	if s.backend.conn == c {
+		s.backend.conn = nil
 	}
-	gone := s.clientGone
+	gone := s.phase == phaseClosed
 	s.mu.Unlock()
-	s.bw.Lock()
-	s.bw.Unlock()
+	s.backend.bw.Lock()
+	s.backend.bw.Unlock()
 	c.Release()
 	if !gone {
 		s.log.Warn("backend connection lost", zap.Stringer("pool", c.Key), zap.Error(err))
@@ -571,19 +571,18 @@ func (s *session) backendLost(c *backend.Conn, err error) {
 // and cancelling a running statement), then released.
 func (s *session) cleanup() {
 	s.mu.Lock()
-	s.clientGone = true
 	s.phase = phaseClosed
-	c, done := s.conn, s.readerDone
+	c, done := s.backend.conn, s.backend.readerDone
 	var running bool
 	if c != nil {
-		if s.copyIn {
+		if s.backend.copyIn {
 			c.Frontend().Send(&pgproto3.CopyFail{Message: "client disconnected"})
 		}
-		running = s.inflight > 0 || s.open
+		running = s.backend.inflight > 0 || s.backend.open
 		c.Frontend().Send(&pgproto3.Sync{})
-		s.inflight++
-		s.cycle++
-		s.open = false
+		s.backend.inflight++
+		s.backend.cycle++
+		s.backend.open = false
 	}
 	s.mu.Unlock()
 	if c != nil {
@@ -593,9 +592,9 @@ func (s *session) cleanup() {
 			cancel()
 		}
 		c.NetConn().SetReadDeadline(time.Now().Add(15 * time.Second))
-		s.bw.Lock()
+		s.backend.bw.Lock()
 		err := c.Frontend().Flush()
-		s.bw.Unlock()
+		s.backend.bw.Unlock()
 		if err != nil {
 			c.MarkBroken()
 			c.NetConn().Close()

@@ -204,10 +204,10 @@ func (s *Server) startSession(nc net.Conn) bool {
 		sess.serve()
 		s.mu.Lock()
 		delete(s.sessions, sess)
-		if sess.key.pid != 0 && s.cancelKey[sess.key.pid] == sess {
-			delete(s.cancelKey, sess.key.pid)
+		if sess.login.key.pid != 0 && s.cancelKey[sess.login.key.pid] == sess {
+			delete(s.cancelKey, sess.login.key.pid)
 		}
-		if sess.counted {
+		if sess.login.counted {
 			s.clients--
 			s.metrics.clients.Set(float64(s.clients))
 		}
@@ -225,7 +225,7 @@ func (s *Server) admit(sess *session) bool {
 		return false
 	}
 	s.clients++
-	sess.counted = true
+	sess.login.counted = true
 	s.metrics.clients.Set(float64(s.clients))
 	return true
 }
@@ -241,7 +241,7 @@ func (s *Server) issueKey(sess *session) {
 		if pid == 0 || s.cancelKey[pid] != nil {
 			continue
 		}
-		sess.key = cancelKey{pid: pid, secret: binary.BigEndian.Uint32(b[4:])}
+		sess.login.key = cancelKey{pid: pid, secret: binary.BigEndian.Uint32(b[4:])}
 		s.cancelKey[pid] = sess
 		return
 	}
@@ -256,7 +256,7 @@ func (s *Server) cancel(pid uint32, secret []byte) {
 		s.metrics.cancels.WithLabelValues("unknown").Inc()
 		return
 	}
-	if subtle.ConstantTimeEq(int32(binary.BigEndian.Uint32(secret)), int32(sess.key.secret)) != 1 {
+	if subtle.ConstantTimeEq(int32(binary.BigEndian.Uint32(secret)), int32(sess.login.key.secret)) != 1 {
 		s.metrics.cancels.WithLabelValues("unknown").Inc()
 		return
 	}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -43,96 +42,72 @@ type cancelKey struct{ pid, secret uint32 }
 // session is one client connection. The client goroutine runs serve; while a
 // backend connection is attached, a reader goroutine (owned by the session,
 // waited for before serve returns) relays the backend's messages.
+//
+// Its state is kept in parts, one concept each:
+//
+//	client    the client's connection and the writer toward it (client.go)
+//	login     startup message, identity, pool and cancel key (login.go)
+//	stmts     the client's prepared statements and portals (statements.go)
+//	backend   the attached backend connection and its relay state (attachment.go)
+//	obs       the statements whose results the reader accounts (observe.go)
+//	deny      denials on their way to the client, the Bind being checked (denials.go)
+//	settings  the settings the client's backend must have (settings.go)
+//	idle      the idle-in-transaction clock (idle.go)
+//
+// Locks. mu guards the state the client goroutine shares with the reader:
+// phase and the fields of the parts marked "s.mu". client.wmu serialises
+// writes to the client; backend.bw is held while a flush to the backend
+// runs. No two of them are ever held at once (whoever holds mu releases it
+// before writing to the client or flushing to the backend), so they have
+// no order to keep. Server.mu may be held while a session is killed, which
+// takes none of them.
 type session struct {
-	srv    *Server
-	log    *zap.Logger
-	nc     net.Conn
-	client *pgproto3.Backend
-	isTLS  bool
-	ctx    context.Context // ends when the session is killed
-	stop   context.CancelFunc
+	srv  *Server
+	log  *zap.Logger
+	ctx  context.Context // ends when the session is killed
+	stop context.CancelFunc
 
-	counted bool
-	key     cancelKey
-	start   *clientStartup
-	id      auth.Identity
-	pool    backend.Key
+	client clientConn
+	login  loginInfo
 	// skipUntilSync discards client messages after an error the proxy
-	// reported in an extended-protocol cycle, as Postgres does.
+	// reported in an extended-protocol cycle, as Postgres does. Client
+	// goroutine only.
 	skipUntilSync bool
-	pending       int // bytes sent to the backend since its last flush
-	// bind is the Bind being authorized, read by bindParamFn.
-	bind        bindValues
-	bindParamFn router.Params
-	// portal and portals are what the client's Binds fixed for its
-	// Executes (the unnamed portal, named ones).
-	portal  portal
-	portals map[string]portal
 
-	// mu guards the relay state shared with the reader goroutine.
-	mu         sync.Mutex
-	phase      phase
-	conn       *backend.Conn // attached backend connection, nil when none
-	inflight   int           // sync points (Sync, Query, FunctionCall) sent, ReadyForQuery not yet seen
-	open       bool          // messages sent since the last sync point
-	pinned     string        // pin cause; "" while the session is pooled
-	cycle      uint64        // sync points sent on conn
-	doneCycles uint64        // ReadyForQuery seen on conn
-	parseq     []pqEntry     // how to relay each ParseComplete/CloseComplete to come
-	copyIn     bool
-	clientGone bool
-	drainReq   bool
-	readerDone chan struct{}
-	want       map[string]string // settings the client's backend must have
-	baseWant   map[string]string // want as of login (DISCARD ALL returns to it)
-	discarding bool              // a DISCARD ALL ran in this cycle
-	// tainted: the attached backend ran something the router cannot vouch
-	// for (or settings the proxy replays changed on it): it is reset
-	// before it goes back to the pool.
-	tainted bool
-	// sqlPrepared are the names of SQL PREPAREs of a pinned session: the
-	// only statements besides its protocol ones it may DEALLOCATE, Bind,
-	// Describe or Close by name.
-	sqlPrepared map[string]bool
-	stmts       map[string]*stmt // the client's named statements
-	unnamed     *stmt            // the client's unnamed statement
-	unnamedGen  uint64
-	denials     []denial     // denials waiting for their marker's error
-	obs         []obsEntry   // statements the reader accounts, in answer order
-	obsLen      atomic.Int32 // len(obs), read by the reader without s.mu
-	execSeq     int          // Executes sent in the open cycle
-	// idleArmed is set while the idle-in-transaction read deadline (idle.go)
-	// is armed: since idleSince, for idleFor. Written with mu held.
-	idleArmed atomic.Bool
-	idleSince time.Time
-	idleFor   time.Duration
+	mu       sync.Mutex
+	phase    phase // phaseClosed once the client goroutine is done
+	stmts    statements
+	backend  attachment
+	obs      observer
+	deny     denials
+	settings wantedSettings
+	idle     idleClock
+}
 
-	wmu sync.Mutex // client writes, and changes of nc and client
-	// raw is the accepted connection; nc may become a TLS connection over
-	// it. Deadlines and Close act on raw, so other goroutines never read
-	// nc while the session goroutine replaces it.
-	raw net.Conn
-	// bw is held while the client goroutine flushes to the backend; the
-	// reader takes it before releasing the connection, so a flush that
-	// delivered its last byte has also finished with the buffer.
-	bw       sync.Mutex
-	killOnce sync.Once
-	// unreadInput: the client was refused while it may still be sending.
-	unreadInput bool
+// loginInfo is what the session learned before its command loop. The
+// client goroutine sets it during login; it is read-only afterwards.
+type loginInfo struct {
+	start *clientStartup
+	id    auth.Identity
+	pool  backend.Key
+	// key is the session's cancel key, issued at login; counted says the
+	// client counts against proxy.max_clients. Server.mu guards both while
+	// the server's maps hold the session.
+	key     cancelKey
+	counted bool
 }
 
 func newSession(srv *Server, nc net.Conn) *session {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &session{
-		srv:   srv,
-		log:   srv.log.WithLazy(zap.String("client", nc.RemoteAddr().String())),
-		nc:    nc,
-		raw:   nc,
-		ctx:   ctx,
-		stop:  stop,
-		stmts: map[string]*stmt{},
+		srv:    srv,
+		log:    srv.log.WithLazy(zap.String("client", nc.RemoteAddr().String())),
+		client: clientConn{nc: nc, raw: nc},
+		ctx:    ctx,
+		stop:   stop,
+		stmts:  statements{named: map[string]*stmt{}},
 	}
-	s.bindParamFn = s.bindParam
+	s.deny.param = s.bindParam
 	return s
 }
 
@@ -142,11 +117,11 @@ func (s *session) serve() {
 	defer func() {
 		s.cleanup()
 		s.stop()
-		s.nc.Close()
+		s.client.nc.Close()
 		s.srv.rec.ConnectionClosed(string(reason))
 	}()
 	cfg := s.srv.config()
-	s.nc.SetDeadline(time.Now().Add(cfg.ClientLoginTimeout))
+	s.client.nc.SetDeadline(time.Now().Add(cfg.ClientLoginTimeout))
 	if err := s.negotiate(); err != nil {
 		reason = s.fail(err, closeClientError)
 		return
@@ -157,11 +132,11 @@ func (s *session) serve() {
 		return
 	}
 	s.setPhase(phaseLogin)
-	if err := s.login(); err != nil {
+	if err := s.settleLogin(); err != nil {
 		reason = s.fail(err, closeLoginFailed)
 		return
 	}
-	s.nc.SetDeadline(time.Time{})
+	s.client.nc.SetDeadline(time.Time{})
 	s.setPhase(phaseReady)
 	reason = s.commandLoop()
 }
@@ -193,13 +168,13 @@ func (s *session) fail(err error, reason closeReason) closeReason {
 	if !isReport && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetErr(err)) {
 		return closeClientGone
 	}
-	s.wmu.Lock()
-	if s.client == nil {
-		s.client = pgproto3.NewBackend(s.nc, s.nc)
+	s.client.wmu.Lock()
+	if s.client.proto == nil {
+		s.client.proto = pgproto3.NewBackend(s.client.nc, s.client.nc)
 	}
-	s.wmu.Unlock()
+	s.client.wmu.Unlock()
 	s.writeClient(true, errorResponse(err, "FATAL", s.log))
-	if s.unreadInput {
+	if s.client.unreadInput {
 		s.lingerClose()
 	}
 	s.log.Debug("client refused", zap.String("reason", string(reason)), zap.Error(err))
@@ -213,11 +188,11 @@ func (s *session) fail(err error, reason closeReason) closeReason {
 // comes, bounded in bytes and time, before the caller closes.
 func (s *session) lingerClose() {
 	type closeWriter interface{ CloseWrite() error }
-	if cw, ok := s.nc.(closeWriter); ok {
+	if cw, ok := s.client.nc.(closeWriter); ok {
 		cw.CloseWrite()
 	}
-	s.raw.SetReadDeadline(time.Now().Add(2 * time.Second))
-	io.CopyN(io.Discard, s.nc, maxLingerBytes)
+	s.client.raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.CopyN(io.Discard, s.client.nc, maxLingerBytes)
 }
 
 // maxLingerBytes bounds what lingerClose reads from a refused client.
@@ -232,45 +207,45 @@ func isNetErr(err error) bool {
 // startup message.
 func (s *session) negotiate() error {
 	for {
-		p, err := readStartup(s.nc)
+		p, err := readStartup(s.client.nc)
 		if err != nil {
 			return err
 		}
 		switch p.kind {
 		case kindSSL:
-			if s.isTLS || s.srv.tls == nil {
-				if _, err := s.nc.Write([]byte{'N'}); err != nil {
+			if s.client.isTLS || s.srv.tls == nil {
+				if _, err := s.client.nc.Write([]byte{'N'}); err != nil {
 					return err
 				}
 				continue
 			}
-			if _, err := s.nc.Write([]byte{'S'}); err != nil {
+			if _, err := s.client.nc.Write([]byte{'S'}); err != nil {
 				return err
 			}
-			tc := tls.Server(s.nc, s.srv.tls)
+			tc := tls.Server(s.client.nc, s.srv.tls)
 			if err := tc.HandshakeContext(s.ctx); err != nil {
 				return err
 			}
-			s.wmu.Lock()
-			s.nc, s.isTLS = tc, true
-			s.wmu.Unlock()
+			s.client.wmu.Lock()
+			s.client.nc, s.client.isTLS = tc, true
+			s.client.wmu.Unlock()
 		case kindGSSENC:
-			if _, err := s.nc.Write([]byte{'N'}); err != nil {
+			if _, err := s.client.nc.Write([]byte{'N'}); err != nil {
 				return err
 			}
 		case kindCancel:
 			s.srv.cancel(p.pid, p.secret)
 			return errCancelDone
 		case kindStartup:
-			s.wmu.Lock()
-			s.client = pgproto3.NewBackend(s.nc, s.nc)
-			s.wmu.Unlock()
-			s.client.SetMaxBodyLen(maxPasswordMessage)
+			s.client.wmu.Lock()
+			s.client.proto = pgproto3.NewBackend(s.client.nc, s.client.nc)
+			s.client.wmu.Unlock()
+			s.client.proto.SetMaxBodyLen(maxPasswordMessage)
 			cs, err := interpretStartup(p)
 			if err != nil {
 				return err
 			}
-			s.start = cs
+			s.login.start = cs
 			s.log = s.log.WithLazy(zap.String("user", cs.user), zap.String("database", cs.database))
 			if p.minor > 0 || len(cs.unknownOptions) > 0 {
 				s.writeClient(false, &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: cs.unknownOptions})
@@ -302,7 +277,7 @@ func plaintextAllowed(remote net.Addr, isTLS, allowPlaintext bool) bool {
 // authenticate asks for the password (the JWT) and verifies it.
 func (s *session) authenticate() error {
 	cfg := s.srv.config()
-	if !plaintextAllowed(s.nc.RemoteAddr(), s.isTLS, cfg.AllowPlaintextPassword) {
+	if !plaintextAllowed(s.client.nc.RemoteAddr(), s.client.isTLS, cfg.AllowPlaintextPassword) {
 		s.srv.authAttempt("plaintext_refused")
 		return &Error{Severity: "FATAL", Code: pgerrcode.InvalidAuthorizationSpecification,
 			Message: "tokens are accepted from non-loopback addresses only over TLS",
@@ -311,16 +286,16 @@ func (s *session) authenticate() error {
 	if err := s.writeClient(true, &pgproto3.AuthenticationCleartextPassword{}); err != nil {
 		return err
 	}
-	if err := s.client.SetAuthType(pgproto3.AuthTypeCleartextPassword); err != nil {
+	if err := s.client.proto.SetAuthType(pgproto3.AuthTypeCleartextPassword); err != nil {
 		return err
 	}
-	msg, err := s.client.Receive()
+	msg, err := s.client.proto.Receive()
 	if err != nil {
 		var tooLong *pgproto3.ExceededMaxBodyLenErr
 		if errors.As(err, &tooLong) {
-			s.unreadInput = true
+			s.client.unreadInput = true
 			s.srv.authAttempt(string(auth.ReasonTooLong))
-			return fatalf(pgerrcode.InvalidPassword, "password authentication failed for user %q: password message too long", s.start.user)
+			return fatalf(pgerrcode.InvalidPassword, "password authentication failed for user %q: password message too long", s.login.start.user)
 		}
 		return err
 	}
@@ -331,11 +306,11 @@ func (s *session) authenticate() error {
 	token := pm.Password
 	if len(token) > maxTokenLen {
 		s.srv.authAttempt(string(auth.ReasonTooLong))
-		return fatalf(pgerrcode.InvalidPassword, "password authentication failed for user %q: token too long", s.start.user)
+		return fatalf(pgerrcode.InvalidPassword, "password authentication failed for user %q: token too long", s.login.start.user)
 	}
 	id, err := s.srv.verifier.Verify(token)
 	if err == nil {
-		err = auth.MatchUser(id, s.start.user)
+		err = auth.MatchUser(id, s.login.start.user)
 	}
 	if err != nil {
 		reason := string(auth.ReasonOf(err))
@@ -350,8 +325,8 @@ func (s *session) authenticate() error {
 		}
 		return err
 	}
-	s.id = id
-	s.client.SetMaxBodyLen(int(cfg.MaxMessageBytes))
+	s.login.id = id
+	s.client.proto.SetMaxBodyLen(int(cfg.MaxMessageBytes))
 	return nil
 }
 
@@ -374,53 +349,53 @@ func (pl *poolLogin) covers(settings map[string]string) bool {
 	return true
 }
 
-// login settles what the client's backend connections must look like. The
+// settleLogin settles what the client's backend connections must look like. The
 // first login to a pool (or one with settings not seen before) checks a
 // connection out: it proves the role can log in, applies the superuser
 // rule, validates the startup settings and yields the parameters a real
 // server reports.
-func (s *session) login() error {
-	if err := s.srv.checkDatabase(s.start.database); err != nil {
+func (s *session) settleLogin() error {
+	if err := s.srv.checkDatabase(s.login.start.database); err != nil {
 		return err
 	}
 	unreplayed, err := s.checkStartupSettings()
 	if err != nil {
 		return err
 	}
-	b, named := s.srv.backends.Backend(s.start.database)
-	db := s.start.database
+	b, named := s.srv.backends.Backend(s.login.start.database)
+	db := s.login.start.database
 	if named {
 		db = b.Database
 	}
-	s.pool = backend.Key{Backend: b.Name, Database: db, Role: s.id.Role}
-	pl := s.srv.poolLogin(s.pool)
-	if pl == nil || !pl.covers(s.start.settings) {
+	s.login.pool = backend.Key{Backend: b.Name, Database: db, Role: s.login.id.Role}
+	pl := s.srv.poolLogin(s.login.pool)
+	if pl == nil || !pl.covers(s.login.start.settings) {
 		var err error
 		if pl, err = s.probe(); err != nil {
 			return err
 		}
 	}
-	if err := s.srv.verifier.CheckRole(s.id.Role, pl.superuser); err != nil {
+	if err := s.srv.verifier.CheckRole(s.login.id.Role, pl.superuser); err != nil {
 		s.srv.authAttempt(string(auth.ReasonOf(err)))
 		return err
 	}
 	params := maps.Clone(pl.params)
-	s.want = map[string]string{}
-	for k, v := range s.start.settings {
-		s.want[k] = v
+	s.settings.want = map[string]string{}
+	for k, v := range s.login.start.settings {
+		s.settings.want[k] = v
 		if isReported(k) {
-			s.want[k] = pl.norm[k+"\x00"+v]
-			params[k] = s.want[k]
+			s.settings.want[k] = pl.norm[k+"\x00"+v]
+			params[k] = s.settings.want[k]
 		}
 	}
 	// Every reported setting a client can change is wanted at some value,
 	// so a backend another client left otherwise is put back.
 	for _, name := range clientReported {
-		if _, ok := s.want[name]; !ok {
-			s.want[name] = pl.params[name]
+		if _, ok := s.settings.want[name]; !ok {
+			s.settings.want[name] = pl.params[name]
 		}
 	}
-	s.baseWant = maps.Clone(s.want)
+	s.settings.base = maps.Clone(s.settings.want)
 	s.srv.issueKey(s)
 	names := make([]string, 0, len(params))
 	for k := range params {
@@ -433,17 +408,17 @@ func (s *session) login() error {
 		msgs = append(msgs, &pgproto3.ParameterStatus{Name: k, Value: params[k]})
 	}
 	var secret [4]byte
-	binary.BigEndian.PutUint32(secret[:], s.key.secret)
-	msgs = append(msgs, &pgproto3.BackendKeyData{ProcessID: s.key.pid, SecretKey: secret[:]}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	binary.BigEndian.PutUint32(secret[:], s.login.key.secret)
+	msgs = append(msgs, &pgproto3.BackendKeyData{ProcessID: s.login.key.pid, SecretKey: secret[:]}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	if err := s.writeClient(true, msgs...); err != nil {
 		return err
 	}
 	s.srv.authAttempt("ok")
-	s.log.Debug("client logged in", zap.String("role", s.id.Role), zap.String("sub", s.id.Subject),
-		zap.String("kid", s.id.KeyID), zap.Stringer("pool", s.pool))
-	if s.srv.backends.SessionMode(s.pool) {
+	s.log.Debug("client logged in", zap.String("role", s.login.id.Role), zap.String("sub", s.login.id.Subject),
+		zap.String("kid", s.login.id.KeyID), zap.Stringer("pool", s.login.pool))
+	if s.srv.backends.SessionMode(s.login.pool) {
 		s.mu.Lock()
-		s.pinned = pinSessionMode
+		s.backend.pinned = pinSessionMode
 		s.mu.Unlock()
 	} else if unreplayed {
 		// A full token's startup settings the proxy does not replay stay
@@ -460,7 +435,7 @@ func (s *session) login() error {
 func (s *session) probe() (*poolLogin, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.srv.config().ClientLoginTimeout)
 	defer cancel()
-	c, err := s.srv.backends.Acquire(ctx, s.pool, s.id.Holder())
+	c, err := s.srv.backends.Acquire(ctx, s.login.pool, s.login.id.Holder())
 	if err != nil {
 		return nil, err
 	}
@@ -470,27 +445,27 @@ func (s *session) probe() (*poolLogin, error) {
 	if pl.superuser {
 		// Refused below unless allowed; never apply settings as a superuser
 		// the policy refuses.
-		if err := s.srv.verifier.CheckRole(s.id.Role, true); err != nil {
+		if err := s.srv.verifier.CheckRole(s.login.id.Role, true); err != nil {
 			return pl, nil
 		}
 	}
-	s.want = maps.Clone(s.start.settings)
+	s.settings.want = maps.Clone(s.login.start.settings)
 	if err := s.applySettings(ctx, c); err != nil {
 		return nil, err
 	}
-	for k, v := range s.start.settings {
+	for k, v := range s.login.start.settings {
 		pl.norm[k+"\x00"+v] = v
 		if isReported(k) {
 			pl.norm[k+"\x00"+v] = c.Params[k]
 		}
 	}
-	return s.srv.rememberLogin(s.pool, pl), nil
+	return s.srv.rememberLogin(s.login.pool, pl), nil
 }
 
 // settingsDiffer reports whether applySettings has anything to do on c. It
 // runs at every checkout, so it allocates nothing and makes no context.
 func (s *session) settingsDiffer(c *backend.Conn) bool {
-	for name, v := range s.want {
+	for name, v := range s.settings.want {
 		if isReported(name) {
 			if c.Params[name] != v {
 				return true
@@ -500,7 +475,7 @@ func (s *session) settingsDiffer(c *backend.Conn) bool {
 		}
 	}
 	for name := range c.Applied {
-		if _, ok := s.want[name]; !ok {
+		if _, ok := s.settings.want[name]; !ok {
 			return true
 		}
 	}
@@ -512,7 +487,7 @@ func (s *session) settingsDiffer(c *backend.Conn) bool {
 func (s *session) applySettings(ctx context.Context, c *backend.Conn) error {
 	set := map[string]string{}
 	var reset []string
-	for name, v := range s.want {
+	for name, v := range s.settings.want {
 		if isReported(name) {
 			if c.Params[name] != v {
 				set[name] = v
@@ -522,7 +497,7 @@ func (s *session) applySettings(ctx context.Context, c *backend.Conn) error {
 		}
 	}
 	for name := range c.Applied {
-		if _, ok := s.want[name]; !ok {
+		if _, ok := s.settings.want[name]; !ok {
 			reset = append(reset, name)
 		}
 	}
@@ -531,26 +506,26 @@ func (s *session) applySettings(ctx context.Context, c *backend.Conn) error {
 
 // writeClient sends messages to the client, flushing when flush is set.
 func (s *session) writeClient(flush bool, msgs ...pgproto3.BackendMessage) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.client == nil {
+	s.client.wmu.Lock()
+	defer s.client.wmu.Unlock()
+	if s.client.proto == nil {
 		return nil // before the startup packet: nothing can be said yet
 	}
 	for _, m := range msgs {
-		s.client.Send(m)
+		s.client.proto.Send(m)
 	}
 	if flush {
-		return s.client.Flush()
+		return s.client.proto.Flush()
 	}
 	return nil
 }
 
 // kill closes the client connection, after a FATAL message when err is set.
 func (s *session) kill(reason closeReason) {
-	s.killOnce.Do(func() {
+	s.client.closeOnce.Do(func() {
 		s.log.Debug("closing client", zap.String("reason", string(reason)))
 		s.stop()
-		s.raw.Close()
+		s.client.raw.Close()
 	})
 }
 
@@ -558,7 +533,7 @@ func (s *session) kill(reason closeReason) {
 func (s *session) killWith(err error, reason closeReason) {
 	// The deadline first: it unblocks a write stuck on a client that does
 	// not read, which holds wmu.
-	s.raw.SetWriteDeadline(time.Now().Add(time.Second))
+	s.client.raw.SetWriteDeadline(time.Now().Add(time.Second))
 	s.writeClient(true, errorResponse(err, "FATAL", s.log))
 	s.kill(reason)
 }
@@ -567,19 +542,13 @@ func (s *session) killWith(err error, reason closeReason) {
 // transaction at its end.
 func (s *session) drain() {
 	s.mu.Lock()
-	idle := s.phase != phaseReady || s.idleLocked()
-	if !idle {
-		s.drainReq = true
-	}
+	// One in a transaction sees the server draining at its end
+	// (boundaryCheck, readyForQuery).
+	idle := s.phase != phaseReady || s.backend.betweenTransactions()
 	s.mu.Unlock()
 	if idle {
 		s.killWith(fatalf(pgerrcode.AdminShutdown, "terminating connection because the proxy is shutting down"), closeShutdown)
 	}
-}
-
-// idleLocked reports whether the session is between transactions.
-func (s *session) idleLocked() bool {
-	return s.conn == nil || (s.inflight == 0 && !s.open && s.conn.TxStatus == 'I')
 }
 
 // cancelBackend forwards a cancel to the backend running the client's
@@ -587,10 +556,10 @@ func (s *session) idleLocked() bool {
 func (s *session) cancelBackend() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.conn == nil || s.inflight == 0 && !s.open {
+	if s.backend.conn == nil || s.backend.inflight == 0 && !s.backend.open {
 		return false
 	}
-	if err := s.conn.Cancel(s.ctx); err != nil {
+	if err := s.backend.conn.Cancel(s.ctx); err != nil {
 		s.log.Warn("cancel not forwarded", zap.Error(err))
 		return false
 	}

@@ -14,6 +14,14 @@ import (
 	"mqstack/router"
 )
 
+// wantedSettings are the settings the client's backend connections must
+// have. Guarded by s.mu.
+type wantedSettings struct {
+	want       map[string]string // what the client's backend must have
+	base       map[string]string // want as of login (DISCARD ALL and RESET ALL return to it)
+	discarding bool              // a DISCARD ALL ran in this cycle
+}
+
 // Session settings: what a client may set (router.SettingDenial, one list
 // for startup parameters and SET), and how the proxy keeps the settings it
 // replays in step with what the client asked for.
@@ -24,8 +32,8 @@ import (
 // the statement_timeout bound. It returns whether some setting is one the
 // proxy does not replay (a full token's session then pins).
 func (s *session) checkStartupSettings() (unreplayed bool, err error) {
-	limited := s.id.Grants.Limited()
-	for name, v := range s.start.settings {
+	limited := s.login.id.Grants.Limited()
+	for name, v := range s.login.start.settings {
 		if why := router.SettingDenial(name, v, limited); why != "" {
 			return false, &Error{Severity: "FATAL", Code: pgerrcode.InsufficientPrivilege,
 				Message: fmt.Sprintf("startup parameter %s=%q refused: %s", name, v, why)}
@@ -35,9 +43,9 @@ func (s *session) checkStartupSettings() (unreplayed bool, err error) {
 		}
 	}
 	if limited {
-		v, ok := s.start.settings["statement_timeout"]
+		v, ok := s.login.start.settings["statement_timeout"]
 		if !ok {
-			s.start.settings["statement_timeout"] = s.limitedTimeoutValue()
+			s.login.start.settings["statement_timeout"] = s.limitedTimeoutValue()
 		} else if why := s.statementTimeoutDenial(v); why != "" {
 			return false, &Error{Severity: "FATAL", Code: pgerrcode.InsufficientPrivilege,
 				Message: "startup parameter statement_timeout refused: " + why}
@@ -99,20 +107,20 @@ func (s *session) noteSettingsLocked(st *router.Statement) {
 		}
 		switch {
 		case p.Setting == "":
-			s.want = maps.Clone(s.baseWant)
-			s.tainted = true
+			s.settings.want = maps.Clone(s.settings.base)
+			s.backend.tainted = true
 		case !router.Replayed(p.Setting) || isReported(canonicalSetting(p.Setting)):
 		case p.Reset:
 			name := canonicalSetting(p.Setting)
-			if v, ok := s.baseWant[name]; ok {
-				s.want[name] = v
+			if v, ok := s.settings.base[name]; ok {
+				s.settings.want[name] = v
 			} else {
-				delete(s.want, name)
+				delete(s.settings.want, name)
 			}
-			s.tainted = true
+			s.backend.tainted = true
 		case p.ValuesKnown:
-			s.want[canonicalSetting(p.Setting)] = p.Value()
-			s.tainted = true
+			s.settings.want[canonicalSetting(p.Setting)] = p.Value()
+			s.backend.tainted = true
 		}
 	}
 }
@@ -163,11 +171,11 @@ func (s *session) parameterStatus(m *pgproto3.ParameterStatus) (drop bool) {
 	unsafe := router.SettingDenial(m.Name, m.Value, false) != ""
 	s.mu.Lock()
 	if unsafe {
-		s.tainted = true
-	} else if !s.discarding && tracked(m.Name) {
-		s.want[m.Name] = m.Value
+		s.backend.tainted = true
+	} else if !s.settings.discarding && tracked(m.Name) {
+		s.settings.want[m.Name] = m.Value
 	}
-	limited := s.id.Grants.Limited()
+	limited := s.login.id.Grants.Limited()
 	s.mu.Unlock()
 	if unsafe && limited {
 		s.log.Warn("backend reported a setting the session may not have; closing it", zap.String("setting", m.Name))

@@ -20,20 +20,20 @@ import (
 // client's statement of the same name on the backend.
 func (s *session) handleBind(m *pgproto3.Bind) error {
 	s.mu.Lock()
-	st := s.unnamed
+	st := s.stmts.unnamed
 	if m.PreparedStatement != "" {
-		st = s.stmts[m.PreparedStatement]
+		st = s.stmts.named[m.PreparedStatement]
 	}
 	s.mu.Unlock()
 	var p portal
 	if st != nil && st.class != nil && hasCalls(st.class) {
 		filter := st.filter
-		if st.bindAuth && s.id.Grants.Limited() {
+		if st.bindAuth && s.login.id.Grants.Limited() {
 			var err error
 			if filter, err = s.authorizeBind(st, m); err != nil {
-				s.bind = bindValues{m: m, oids: st.oids}
-				s.countDenial(st.class, err, s.bindParamFn)
-				s.bind = bindValues{}
+				s.deny.bind = bindValues{m: m, oids: st.oids}
+				s.countDenial(st.class, err, s.deny.param)
+				s.deny.bind = bindValues{}
 				return s.denyExtended(errorResponse(err, "ERROR", s.log))
 			}
 		}
@@ -45,7 +45,7 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 	return s.withConn(kindExtended, "", func(c *backend.Conn) {
 		if st != nil && st.class != nil {
 			if st.class.Taints() {
-				s.tainted = true
+				s.backend.tainted = true
 			}
 			if hasSets(st.class) {
 				s.noteSettingsLocked(st.class)
@@ -57,7 +57,7 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 		}
 		c.Frontend().Send(m)
 		for _, v := range m.Parameters {
-			s.pending += len(v)
+			s.backend.pending += len(v)
 		}
 		if p.filter {
 			// Describe the portal to learn where queue_name is; the
@@ -72,7 +72,7 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 func (s *session) handleParse(m *pgproto3.Parse) error {
 	named := m.Name != ""
 	class := s.srv.router.Classify(m.Query)
-	if s.id.Grants.Limited() {
+	if s.login.id.Grants.Limited() {
 		m.ParameterOIDs = pinNameParams(class, m.ParameterOIDs)
 	}
 	dealloc, err := s.deallocateParse(class, m)
@@ -83,7 +83,7 @@ func (s *session) handleParse(m *pgproto3.Parse) error {
 	if err == nil {
 		err = s.checkStatement(st.class)
 	}
-	if err == nil && s.id.Grants.Limited() && !st.bindAuth {
+	if err == nil && s.login.id.Grants.Limited() && !st.bindAuth {
 		st.filter, err = s.authorizeQuery(st.class)
 	}
 	if err == nil && named {
@@ -93,9 +93,9 @@ func (s *session) handleParse(m *pgproto3.Parse) error {
 		// A failed Parse leaves no statement behind, as in Postgres.
 		s.mu.Lock()
 		if named {
-			delete(s.stmts, m.Name)
+			delete(s.stmts.named, m.Name)
 		} else {
-			s.unnamed = nil
+			s.stmts.unnamed = nil
 		}
 		s.mu.Unlock()
 		s.countDenial(st.class, err, nil)
@@ -108,24 +108,24 @@ func (s *session) handleParse(m *pgproto3.Parse) error {
 		// So a client that prepares synchronously (libpq's PQprepare)
 		// never waits for a backend while others wait on it.
 		s.mu.Lock()
-		if s.conn == nil {
-			s.stmts[m.Name] = st
+		if s.backend.conn == nil {
+			s.stmts.named[m.Name] = st
 			s.mu.Unlock()
 			return s.writeClient(false, &pgproto3.ParseComplete{})
 		}
 		s.mu.Unlock()
 	}
 	return s.withConn(kindExtended, pin, func(c *backend.Conn) {
-		s.pending += len(st.query)
+		s.backend.pending += len(st.query)
 		if !named {
-			s.unnamed = st
-			s.unnamedGen++
-			c.UnnamedOwner, c.UnnamedGen = s, s.unnamedGen
+			s.stmts.unnamed = st
+			s.stmts.unnamedGen++
+			c.UnnamedOwner, c.UnnamedGen = s, s.stmts.unnamedGen
 			s.pushLocked(pqEntry{action: pqPass, st: st, unnamed: true, own: true})
 			c.Frontend().Send(m)
 			return
 		}
-		s.stmts[m.Name] = st
+		s.stmts.named[m.Name] = st
 		if c.Stmts.Has(st.backendName) {
 			s.pushLocked(pqEntry{action: pqAsParse, client: m.Name, st: st})
 			c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
@@ -144,7 +144,7 @@ func (s *session) checkStatement(cls *router.Statement) error {
 	if d := router.SessionDenial(cls); d != nil {
 		return d
 	}
-	if !s.id.Grants.Limited() {
+	if !s.login.id.Grants.Limited() {
 		return nil
 	}
 	if p := single(cls); p != nil && p.Kind == router.KindDiscard && p.Name == "all" && s.isPinned() {
@@ -166,7 +166,7 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 	// failed, and then gets no ReadyForQuery: the proxy could not know when
 	// the backend is free again. No driver sends it; refuse it.
 	s.mu.Lock()
-	open := s.open
+	open := s.backend.open
 	s.mu.Unlock()
 	if open {
 		return closeWith(closeClientError, fatalf(pgerrcode.ProtocolViolation,
@@ -175,7 +175,7 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 	cls := s.srv.router.Classify(m.String)
 	var filter bool
 	err := s.checkStatement(cls)
-	if err == nil && s.id.Grants.Limited() {
+	if err == nil && s.login.id.Grants.Limited() {
 		if p := single(cls); p != nil && p.Kind == router.KindCreateExtension && !s.attached() {
 			return s.writeClient(true, createExtensionNoop()...)
 		}
@@ -205,19 +205,19 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 		it.apply(s, c)
 		s.notePrepareLocked(cls)
 		if cls.Taints() {
-			s.tainted = true
+			s.backend.tainted = true
 		}
 		if hasSets(cls) {
 			s.noteSettingsLocked(cls)
 		}
 		if observed {
-			s.pushObsLocked(obsEntry{cycle: s.cycle, simple: true, start: start,
+			s.pushObsLocked(obsEntry{cycle: s.backend.cycle, simple: true, start: start,
 				portal: portal{st: cls, filter: filter, inspect: inspectFor(cls, filter), msgSize: messageSize(cls, nil)}})
 		}
 		// A simple query replaces the unnamed statement.
-		s.unnamed = nil
+		s.stmts.unnamed = nil
 		c.UnnamedOwner = nil
 		c.Frontend().Send(&pgproto3.Query{String: query})
-		s.pending += len(query)
+		s.backend.pending += len(query)
 	})
 }
