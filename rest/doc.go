@@ -11,7 +11,8 @@
 // statement goes through the router's classification and grant check
 // (router.Authorize), the same policy the wire proxy applies, and runs on the
 // backend pool of the token's role (Pools, a small interface this package
-// declares; PgxPools is an implementation over pgxpool).
+// declares; BackendPools implements it on internal/backend's pools, whose
+// Conn.QueryRow drives the protocol).
 //
 // rest may import auth, router, configs and internal/backend of ours; it never
 // imports proxy (and proxy never imports rest).

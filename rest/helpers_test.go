@@ -15,10 +15,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"mqstack/auth"
 	"mqstack/configs"
+	"mqstack/internal/backend"
 	"mqstack/internal/pgembed"
 	"mqstack/internal/testenv"
 )
@@ -26,9 +28,6 @@ import (
 func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
 var testSecret = []byte("rest-test-secret-0123456789abcdef-0123456789")
-
-// testAppName marks the test's backend connections in pg_stat_activity.
-const testAppName = "mqstack-rest-test"
 
 var pgmqOnce sync.Once
 
@@ -78,11 +77,13 @@ func installPgmq(t testing.TB) {
 	}
 }
 
-// testEnv is a REST server on a real socket over the shared cluster.
+// testEnv is a REST server on a real socket over the shared cluster, on
+// mqstack's own backend pools.
 type testEnv struct {
 	t       testing.TB
 	cluster *pgembed.Cluster
-	pools   *PgxPools
+	// metrics holds the backend pools' metrics (mqstack_pool_*).
+	metrics *prometheus.Registry
 	srv     *Server
 	ts      *httptest.Server
 	token   string // unlimited token for role mq
@@ -107,11 +108,14 @@ func testVerifier(t testing.TB) *auth.Verifier {
 func newEnv(t testing.TB, poolSize int, opts ...envOption) *testEnv {
 	t.Helper()
 	c := cluster(t)
-	pools := NewPgxPools(func(role string) string {
-		return c.ConnString(role, "postgres") + " application_name=" + testAppName
-	}, poolSize, 10*time.Second)
-	o := Options{Config: configs.Default().REST, Verifier: testVerifier(t), Pools: pools, ReadyRole: "mq",
-		Logger: zap.NewNop()}
+	pool := configs.Default().Pool
+	pool.Size = poolSize
+	pool.CheckoutTimeout = 10 * time.Second
+	pool.MaxShare = 1 // most tests run several calls of one token at once
+	reg := prometheus.NewRegistry()
+	m := testBackends(t, c, pool, reg)
+	o := Options{Config: configs.Default().REST, Verifier: testVerifier(t), ReadyRole: "mq", Logger: zap.NewNop(),
+		Pools: BackendPools{Manager: m, Backend: "main", Database: "postgres"}}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -121,15 +125,32 @@ func newEnv(t testing.TB, poolSize int, opts ...envOption) *testEnv {
 	}
 	ts := httptest.NewUnstartedServer(srv.Handler())
 	ts.Start()
-	e := &testEnv{t: t, cluster: c, pools: pools, srv: srv, ts: ts, token: testenv.Token(t, testSecret, auth.MintOptions{})}
+	e := &testEnv{t: t, cluster: c, metrics: reg, srv: srv, ts: ts, token: testenv.Token(t, testSecret, auth.MintOptions{})}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 		ts.Close()
-		pools.Close()
+		m.Close()
 	})
 	return e
+}
+
+// testBackends makes backend pools (backend "main") on cluster c, as
+// internal/stack does; reg (nil: none) receives their metrics. The caller
+// closes them.
+func testBackends(t testing.TB, c *pgembed.Cluster, pool configs.PoolConfig, reg prometheus.Registerer) *backend.Manager {
+	t.Helper()
+	m, err := backend.NewManager(backend.Options{
+		Backends: []configs.BackendConfig{{Name: "main", Host: c.SocketDir(), Port: c.Port(),
+			Database: "postgres", SSLMode: "disable"}},
+		Pool:       pool,
+		Registerer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // req is one HTTP request of a test.

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"mqstack/configs"
+	"mqstack/internal/testenv"
 )
 
 // waiting counts the long polls waiting on queue.
@@ -24,6 +25,30 @@ func (n *notifier) waiting(queue string) int {
 		return wl.n
 	}
 	return 0
+}
+
+// poolBackends is how many backend connections role's pool has (active,
+// idle or being made), from the pools' metrics.
+func (e *testEnv) poolBackends(role string) int64 {
+	mfs, err := e.metrics.Gather()
+	if err != nil {
+		e.t.Errorf("pool metrics: %v", err)
+		return 0
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "mqstack_pool_backends" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "role" && l.GetValue() == role {
+					n += m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return int64(n)
 }
 
 // 500 concurrent read_with_poll calls on a pool of 4 backend connections all
@@ -37,31 +62,41 @@ func TestLongPollManyWaitersFewBackends(t *testing.T) {
 	t.Cleanup(func() { dropQueues(t, e.cluster, q) })
 	e.must("create", `{"queue_name":"lp_many"}`, 204, ``)
 
-	// Watch the role's backend connections from outside.
+	// Watch the role's backend connections from outside. Once the test's
+	// own connections of role mq have ended, all of the role's are the
+	// pool's.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	watch, err := pgx.Connect(ctx, e.cluster.ConnString("postgres", "postgres"))
+	if err != nil {
+		t.Fatalf("watcher: %v", err)
+	}
+	defer watch.Close(context.Background())
+	roleBackends := func() int64 {
+		var n int64
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE usename = 'mq' AND backend_type = 'client backend'`).Scan(&n); err != nil {
+			return -1
+		}
+		return n
+	}
+	testenv.WaitFor(t, 10*time.Second, "no backend of role mq but the pool's", func() bool {
+		return roleBackends() <= e.poolBackends("mq")
+	})
 	var maxBackends, maxPool atomic.Int64
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
-		conn, err := pgx.Connect(ctx, e.cluster.ConnString("postgres", "postgres"))
-		if err != nil {
-			t.Errorf("watcher: %v", err)
-			return
-		}
-		defer conn.Close(context.Background())
-		pool, _ := e.pools.Pool("mq")
 		for ctx.Err() == nil {
-			var n int64
-			if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE usename = 'mq' AND application_name = $1`, testAppName).Scan(&n); err == nil && n > maxBackends.Load() {
+			if n := roleBackends(); n > maxBackends.Load() {
 				maxBackends.Store(n)
 			}
-			if total := int64(pool.Stat().TotalConns()); total > maxPool.Load() {
+			if total := e.poolBackends("mq"); total > maxPool.Load() {
 				maxPool.Store(total)
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // the sampling period
 		}
 	}()
+	defer func() { cancel(); <-watchDone }() // before watch.Close
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: waiters, MaxConnsPerHost: 0}}
 	defer client.CloseIdleConnections()

@@ -133,6 +133,76 @@ func (c *Conn) Exec(ctx context.Context, sql string) error {
 	return c.ReadUntilReady(1)
 }
 
+// QueryRow runs sql, one statement, with the extended protocol on the
+// unnamed statement, for a holder that drives the connection itself
+// outside a transaction (REST). Parameters are text (nil is NULL), typed
+// by the statement's casts; it returns the columns of the first row as text
+// (nil is NULL), a nil slice for no row, and the first *pgconn.PgError once
+// the backend is ready again. An I/O error marks the connection broken; so
+// does ctx ending, which cuts the exchange short (ctx's error is returned).
+func (c *Conn) QueryRow(ctx context.Context, sql string, args []*string) ([][]byte, error) {
+	if c.TxStatus != 'I' {
+		return nil, fmt.Errorf("BUG: QueryRow on a backend connection in transaction state %q", c.TxStatus)
+	}
+	// Whichever client's unnamed statement the connection held is gone.
+	c.ForgetUnnamed()
+	params := make([][]byte, len(args))
+	for i, a := range args {
+		if a != nil {
+			params[i] = []byte(*a)
+		}
+	}
+	c.fe.Send(&pgproto3.Parse{Query: sql})
+	c.fe.Send(&pgproto3.Bind{Parameters: params})
+	c.fe.Send(&pgproto3.Execute{})
+	c.fe.Send(&pgproto3.Sync{})
+	if d, ok := ctx.Deadline(); ok {
+		c.nc.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Now()) })
+	defer func() {
+		stop()
+		c.nc.SetDeadline(time.Time{})
+	}()
+	if err := c.fe.Flush(); err != nil {
+		c.MarkBroken()
+		return nil, err
+	}
+	var row [][]byte
+	var pgErr error
+	for {
+		msg, err := c.fe.Receive()
+		if err != nil {
+			c.MarkBroken()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		c.Observe(msg)
+		switch m := msg.(type) {
+		case *pgproto3.DataRow:
+			if row == nil {
+				row = make([][]byte, len(m.Values))
+				for i, v := range m.Values {
+					if v != nil {
+						row[i] = append([]byte{}, v...)
+					}
+				}
+			}
+		case *pgproto3.ErrorResponse:
+			if pgErr == nil {
+				pgErr = pgconn.ErrorResponseToPgError(m)
+			}
+		case *pgproto3.CopyInResponse:
+			c.MarkBroken()
+			return nil, errors.New("BUG: QueryRow's statement asked for COPY")
+		case *pgproto3.ReadyForQuery:
+			return row, pgErr
+		}
+	}
+}
+
 // ReadUntilReady reads and drops messages until n ReadyForQuery have
 // arrived, failing any COPY IN the backend asks for. It returns the first
 // *pgconn.PgError seen.
@@ -220,10 +290,39 @@ func (c *Conn) Discard(ctx context.Context) error {
 			return err
 		}
 	}
+	c.ForgetSessionState()
+	return c.Exec(ctx, "DISCARD ALL")
+}
+
+// ForgetSessionState forgets what the proxy knew of the connection's
+// session state (its statements, applied settings and unnamed statement),
+// after a DISCARD ALL.
+func (c *Conn) ForgetSessionState() {
 	c.Stmts.Clear()
 	clear(c.Applied)
 	c.UnnamedOwner = nil
-	return c.Exec(ctx, "DISCARD ALL")
+}
+
+// SetUnnamed records that the connection's unnamed statement is owner's,
+// as owner knew it at generation gen.
+func (c *Conn) SetUnnamed(owner any, gen uint64) { c.UnnamedOwner, c.UnnamedGen = owner, gen }
+
+// HoldsUnnamed reports whether the connection's unnamed statement is
+// owner's at generation gen, so that owner need not parse it again.
+func (c *Conn) HoldsUnnamed(owner any, gen uint64) bool {
+	return c.UnnamedOwner == owner && c.UnnamedGen == gen
+}
+
+// ForgetUnnamed records that the unnamed statement is nobody's the proxy
+// knows of: it was replaced or closed.
+func (c *Conn) ForgetUnnamed() { c.UnnamedOwner = nil }
+
+// ForgetUnnamedOf forgets the unnamed statement if it is owner's (owner's
+// own is gone).
+func (c *Conn) ForgetUnnamedOf(owner any) {
+	if c.UnnamedOwner == owner {
+		c.UnnamedOwner = nil
+	}
 }
 
 // Cancel asks the backend to cancel what it is running now, with a

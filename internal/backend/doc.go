@@ -5,7 +5,9 @@
 // needs to share it between clients: the reported parameters, the settings
 // replayed onto it, and an LRU of the prepared statements the proxy created.
 //
-// The relay drives a connection's pgproto3.Frontend directly (the pgconn
-// connection is hijacked after login), so this package never reads a client
-// message. It may import configs and nothing else of ours.
+// The proxy's relay drives a connection's pgproto3.Frontend directly (the
+// pgconn connection is hijacked after login); every other exchange with a
+// backend is a method here: Exec and Apply for resets and settings,
+// QueryRow for REST's one-statement calls. This package never reads a
+// client message. It may import configs and nothing else of ours.
 package backend
