@@ -22,8 +22,10 @@ type Observation struct {
 	MessageSize int
 }
 
-// Recorder records calls; the metrics package implements it. It must be
-// safe for concurrent use and must not block.
+// Recorder records calls. rest declares it and imports no metrics package:
+// internal/stack's restRecorder adapts it to internal/metrics (per-queue
+// and service metrics, shared with the proxy). It must be safe for
+// concurrent use and must not block.
 type Recorder interface {
 	ObserveCall(Observation)
 }

@@ -126,9 +126,11 @@ func onlyCascadeOption(opts []*pg_query.Node) bool {
 	return true
 }
 
-// classifySet reads SET, RESET and SET TRANSACTION. Whether a SET pins is
-// the proxy's decision (it knows which settings it replays); the router
-// gives the name, the scope and the values.
+// classifySet reads SET, RESET and SET TRANSACTION: the name, the scope and
+// the values. The router pins only the forms no replay can carry (SET
+// SESSION CHARACTERISTICS, SET ... FROM CURRENT); whether a plain session
+// SET pins is the proxy's decision, which replays on checkout the settings
+// Replayed names (the list is in settings.go) and pins for the others.
 func classifySet(s *pg_query.VariableSetStmt) Part {
 	name := strings.ToLower(s.Name)
 	p := Part{Kind: KindSet, Setting: name, Local: s.IsLocal}

@@ -1,5 +1,7 @@
 // Command mqstack runs the Message Queue Stack: the embedded, tuned Postgres
-// with the pgmq API, and (in later parts) the wire proxy, REST and metrics.
+// with the pgmq API (up), the wire proxy, the REST API and the metrics
+// endpoint in front of it (up, or serve in front of existing Postgres
+// servers), and the tools around them (tune, check-config, token).
 package main
 
 import (
