@@ -1,8 +1,13 @@
 package proxy
 
 import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -23,4 +28,78 @@ type clientConn struct {
 	closeOnce sync.Once
 	// unreadInput: the client was refused while it may still be sending.
 	unreadInput bool
+}
+
+// startProtocol makes proto, once the client speaks the protocol (after
+// its startup message, or to refuse it).
+func (cc *clientConn) startProtocol() {
+	cc.wmu.Lock()
+	if cc.proto == nil {
+		cc.proto = pgproto3.NewBackend(cc.nc, cc.nc)
+	}
+	cc.wmu.Unlock()
+}
+
+// startTLS answers an SSLRequest with TLS.
+func (cc *clientConn) startTLS(ctx context.Context, cfg *tls.Config) error {
+	if _, err := cc.nc.Write([]byte{'S'}); err != nil {
+		return err
+	}
+	tc := tls.Server(cc.nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return err
+	}
+	cc.wmu.Lock()
+	cc.nc, cc.isTLS = tc, true
+	cc.wmu.Unlock()
+	return nil
+}
+
+// write sends messages to the client, flushing when flush is set.
+func (cc *clientConn) write(flush bool, msgs ...pgproto3.BackendMessage) error {
+	cc.wmu.Lock()
+	defer cc.wmu.Unlock()
+	if cc.proto == nil {
+		return nil // before the startup packet: nothing can be said yet
+	}
+	for _, m := range msgs {
+		cc.proto.Send(m)
+	}
+	if flush {
+		return cc.proto.Flush()
+	}
+	return nil
+}
+
+// relay passes a backend message on (the reader's path), flushing when
+// flush is set. A failed write ends the client goroutine's read too.
+func (cc *clientConn) relay(m pgproto3.BackendMessage, flush bool) {
+	cc.wmu.Lock()
+	cc.proto.Send(m)
+	if flush {
+		cc.proto.Flush()
+	}
+	cc.wmu.Unlock()
+}
+
+// lingerClose ends a refused connection whose client may still be sending
+// (a password message over the cap): closing a socket with unread input
+// resets it, and the client would see "connection reset" instead of the
+// FATAL error just written. So the proxy half-closes and reads what still
+// comes, bounded in bytes and time, before the caller closes.
+func (cc *clientConn) lingerClose() {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := cc.nc.(closeWriter); ok {
+		cw.CloseWrite()
+	}
+	cc.raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+	io.CopyN(io.Discard, cc.nc, maxLingerBytes)
+}
+
+// maxLingerBytes bounds what lingerClose reads from a refused client.
+const maxLingerBytes = 4 << 20
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
 }

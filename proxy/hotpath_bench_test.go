@@ -55,7 +55,7 @@ func BenchmarkRelayDataRow(b *testing.B) {
 		if _, ok := msg.(*pgproto3.DataRow); !ok {
 			b.Fatalf("got %T", msg)
 		}
-		s.relayToClient(msg, fe.ReadBufferLen() == 0)
+		s.client.relay(msg, fe.ReadBufferLen() == 0)
 	}
 }
 

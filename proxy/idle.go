@@ -9,14 +9,6 @@ import (
 	"github.com/jackc/pgerrcode"
 )
 
-// idleClock runs while the idle-in-transaction read deadline is armed:
-// since since, for limit. Written with s.mu held; armed is read without it.
-type idleClock struct {
-	armed atomic.Bool
-	since time.Time
-	limit time.Duration
-}
-
 // The idle-in-transaction clock (proxy.idle_in_transaction_timeout). A
 // session is idle in a transaction when it holds a backend inside a
 // transaction and nothing is in flight: the proxy waits for the client.
@@ -27,18 +19,19 @@ type idleClock struct {
 // transactions nothing is armed, and the client goroutine pays one atomic
 // load per message.
 
-// idleInTxLocked reports whether the session is idle in a transaction.
-// s.mu is held; TxStatus is read only with nothing in flight, when the
-// reader does not write it.
-func (s *session) idleInTxLocked() bool {
-	return s.backend.conn != nil && s.backend.inflight == 0 && s.backend.conn.TxStatus != 'I'
+// idleClock runs while the idle-in-transaction read deadline is armed:
+// since since, for limit. Written with s.mu held; armed is read without it.
+type idleClock struct {
+	armed atomic.Bool
+	since time.Time
+	limit time.Duration
 }
 
 // armIdleLocked starts the clock when the session is idle in a transaction
 // and the clock is not running. s.mu is held.
 func (s *session) armIdleLocked() {
 	d := s.srv.config().IdleInTransactionTimeout
-	if d <= 0 || s.idle.armed.Load() || s.phase == phaseClosed || !s.idleInTxLocked() {
+	if d <= 0 || s.idle.armed.Load() || s.phase == phaseClosed || !s.backend.idleInTransaction() {
 		return
 	}
 	s.idle.since, s.idle.limit = time.Now(), d
@@ -84,7 +77,7 @@ func (s *session) idleExpired(err error) (fatal *Error, retry bool) {
 		s.client.raw.SetReadDeadline(time.Time{})
 		return nil, true
 	}
-	if !s.idleInTxLocked() {
+	if !s.backend.idleInTransaction() {
 		s.idle.armed.Store(false)
 		s.client.raw.SetReadDeadline(time.Time{})
 		return nil, true

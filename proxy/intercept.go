@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"maps"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -61,20 +60,13 @@ func (s *session) interceptQuery(p *router.Part) (it intercept, handled bool, er
 }
 
 // answer completes a statement the proxy answered outside a transaction.
-func (s *session) isPinned() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.backend.pinned != ""
-}
-
 func (s *session) answer(tag string) error {
-	return s.writeClient(true, &pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	return s.client.write(true, &pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 }
 
 func (s *session) deallocateAll() (intercept, bool, error) {
 	s.mu.Lock()
-	clear(s.stmts.named)
-	clear(s.stmts.sqlPrepared)
+	s.stmts.forgetNamed()
 	attached := s.backend.conn != nil
 	s.mu.Unlock()
 	if !attached {
@@ -116,11 +108,10 @@ func (s *session) discardAll() (intercept, bool, error) {
 		s.mu.Unlock()
 		return intercept{}, false, nil
 	}
-	clear(s.stmts.named)
-	clear(s.stmts.sqlPrepared)
+	s.stmts.forgetNamed()
 	s.stmts.unnamed = nil
 	if !attached {
-		s.settings.want = maps.Clone(s.settings.base)
+		s.settings.reset()
 		s.mu.Unlock()
 		return intercept{}, true, s.answer("DISCARD ALL")
 	}
@@ -128,67 +119,6 @@ func (s *session) discardAll() (intercept, bool, error) {
 	// A pinned backend is the client's alone: DISCARD ALL resets it, and
 	// discardedLocked (at its CommandComplete) forgets the proxy's record.
 	return intercept{all: true}, false, nil
-}
-
-// backendStatementLocked is the backend name of a client statement for
-// Bind and Describe (preparing it on c when c lacks it): a name the client
-// never prepared becomes one that exists nowhere, so no client reaches
-// another's statement. s.mu is held.
-func (s *session) backendStatementLocked(c *backend.Conn, name string) string {
-	switch {
-	case name == "" && s.stmts.unnamed == nil:
-		return noSuchStatement
-	case name == "":
-		s.ensureUnnamedLocked(c)
-		return ""
-	case s.stmts.named[name] != nil:
-		st := s.stmts.named[name]
-		s.ensurePreparedLocked(c, st)
-		return st.backendName
-	case s.backend.pinned != "" && s.stmts.sqlPrepared[name]:
-		return name
-	}
-	return noSuchStatement
-}
-
-// notePrepareLocked records the SQL PREPAREs of a (pinned) session.
-func (s *session) notePrepareLocked(st *router.Statement) {
-	for i := range st.Parts {
-		if p := &st.Parts[i]; p.Pin == router.PinSQLPrepare && p.Name != "" {
-			if s.stmts.sqlPrepared == nil {
-				s.stmts.sqlPrepared = map[string]bool{}
-			}
-			s.stmts.sqlPrepared[p.Name] = true
-		}
-	}
-}
-
-// checkPreparedCaps bounds one client's named prepared statements, in
-// number and in bytes of text (proxy.max_prepared_statements and
-// proxy.max_prepared_bytes): the proxy keeps them for the whole session.
-func (s *session) checkPreparedCaps(name string, size int) error {
-	cfg := s.srv.config()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, total := len(s.stmts.named), size
-	for k, st := range s.stmts.named {
-		if k == name {
-			n--
-			continue
-		}
-		total += len(st.query)
-	}
-	if n+1 > cfg.MaxPreparedStatements {
-		return &Error{Severity: "ERROR", Code: pgerrcode.ConfigurationLimitExceeded,
-			Message: fmt.Sprintf("too many prepared statements: this session holds %d (proxy.max_prepared_statements)", n),
-			Hint:    "deallocate (protocol Close or DEALLOCATE) statements the client no longer uses"}
-	}
-	if int64(total) > int64(cfg.MaxPreparedBytes) {
-		return &Error{Severity: "ERROR", Code: pgerrcode.ConfigurationLimitExceeded,
-			Message: fmt.Sprintf("prepared statements of this session would hold %d bytes of text, over proxy.max_prepared_bytes (%s)", total, cfg.MaxPreparedBytes),
-			Hint:    "deallocate (protocol Close or DEALLOCATE) statements the client no longer uses"}
-	}
-	return nil
 }
 
 // deallocation is a DEALLOCATE sent with the extended protocol. It runs on
@@ -232,8 +162,7 @@ func (s *session) deallocateParse(cls *router.Statement, m *pgproto3.Parse) (*de
 // finds it). s.mu is held.
 func (d *deallocation) applyLocked(s *session, c *backend.Conn) {
 	if d.all {
-		clear(s.stmts.named)
-		clear(s.stmts.sqlPrepared)
+		s.stmts.forgetNamed()
 		c.Stmts.Clear()
 		return
 	}

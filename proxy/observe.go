@@ -21,6 +21,41 @@ type observer struct {
 	execSeq int // Executes sent in the open cycle
 }
 
+// push queues an entry for the reader. s.mu is held.
+func (o *observer) push(e obsEntry) {
+	o.queue = append(o.queue, e)
+	o.n.Add(1)
+}
+
+// reset empties the queue for a newly attached connection. s.mu is held.
+func (o *observer) reset() {
+	o.queue = o.queue[:0]
+	o.n.Store(0)
+	o.execSeq = 0
+}
+
+// take returns the entry for the statement the reader is at: the first of
+// cycle, for an Execute the one at position pos of its cycle. Entries of
+// earlier cycles, skipped by an error, are dropped. s.mu is held.
+func (o *observer) take(cycle uint64, pos int) (e obsEntry, found bool) {
+	i := 0
+	for i < len(o.queue) && o.queue[i].cycle < cycle {
+		i++ // skipped by an error earlier in their cycle
+	}
+	if i < len(o.queue) && o.queue[i].cycle == cycle && (o.queue[i].simple || o.queue[i].seq == pos) {
+		e, found = o.queue[i], true
+		i++
+	}
+	if i > 0 {
+		// Shift down rather than reslice, so the array is reused.
+		n := copy(o.queue, o.queue[i:])
+		clear(o.queue[n:])
+		o.queue = o.queue[:n]
+		o.n.Add(-int32(i))
+	}
+	return e, found
+}
+
 // How the reader looks into the rows of an observed statement.
 const (
 	inspectNone   uint8 = iota
@@ -87,55 +122,6 @@ func inspectFor(st *router.Statement, filter bool) uint8 {
 	return inspectNone
 }
 
-// resolveQueues reads the bound queue names of st's calls from the Bind
-// being handled (nil when every queue is a literal).
-func (s *session) resolveQueues(st *stmt, m *pgproto3.Bind) []string {
-	if !st.bindAuth {
-		return nil
-	}
-	s.deny.bind = bindValues{m: m, oids: st.oids}
-	defer func() { s.deny.bind = bindValues{} }()
-	var out []string
-	for i := range st.class.Parts {
-		for _, c := range st.class.Parts[i].Calls {
-			q := ""
-			if c.Target.Param > 0 {
-				q, _ = s.bindParam(c.Target.Param)
-			}
-			out = append(out, q)
-		}
-	}
-	return out
-}
-
-func (s *session) setPortal(name string, p portal) {
-	if name == "" {
-		s.stmts.portal = p
-		return
-	}
-	if p.st == nil {
-		delete(s.stmts.portals, name)
-		return
-	}
-	if s.stmts.portals == nil {
-		s.stmts.portals = map[string]portal{}
-	}
-	s.stmts.portals[name] = p
-}
-
-func (s *session) portalFor(name string) portal {
-	if name == "" {
-		return s.stmts.portal
-	}
-	return s.stmts.portals[name]
-}
-
-// pushObsLocked queues an entry for the reader. s.mu is held.
-func (s *session) pushObsLocked(e obsEntry) {
-	s.obs.queue = append(s.obs.queue, e)
-	s.obs.n.Add(1)
-}
-
 // relayObs is the reader's accounting state for one attachment.
 type relayObs struct {
 	cycle  uint64 // ReadyForQuery seen
@@ -170,21 +156,7 @@ func (ro *relayObs) entry(s *session) *obsEntry {
 		return nil
 	}
 	s.mu.Lock()
-	i := 0
-	for i < len(s.obs.queue) && s.obs.queue[i].cycle < ro.cycle {
-		i++ // skipped by an error earlier in their cycle
-	}
-	if i < len(s.obs.queue) && s.obs.queue[i].cycle == ro.cycle && (s.obs.queue[i].simple || s.obs.queue[i].seq == ro.pos) {
-		ro.cur, ro.has = s.obs.queue[i], true
-		i++
-	}
-	if i > 0 {
-		// Shift down rather than reslice, so the array is reused.
-		n := copy(s.obs.queue, s.obs.queue[i:])
-		clear(s.obs.queue[n:])
-		s.obs.queue = s.obs.queue[:n]
-		s.obs.n.Add(-int32(i))
-	}
+	ro.cur, ro.has = s.obs.take(ro.cycle, ro.pos)
 	s.mu.Unlock()
 	if !ro.has {
 		return nil

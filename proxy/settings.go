@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,20 +13,127 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"mqstack/internal/backend"
 	"mqstack/router"
 )
 
 // wantedSettings are the settings the client's backend connections must
-// have. Guarded by s.mu.
+// have. Guarded by s.mu; the client goroutine reads them without it when
+// it checks a connection out, as no reader runs then.
 type wantedSettings struct {
 	want       map[string]string // what the client's backend must have
 	base       map[string]string // want as of login (DISCARD ALL and RESET ALL return to it)
 	discarding bool              // a DISCARD ALL ran in this cycle
 }
 
-// Session settings: what a client may set (router.SettingDenial, one list
-// for startup parameters and SET), and how the proxy keeps the settings it
-// replays in step with what the client asked for.
+// login sets the wanted settings at login from the startup settings (the
+// reported ones as the server reports them) and returns the parameters to
+// report to the client. Every reported setting a client can change is
+// wanted at some value, so a backend another client left otherwise is put
+// back.
+func (w *wantedSettings) login(pl *poolLogin, startup map[string]string) (params map[string]string) {
+	params = maps.Clone(pl.params)
+	w.want = map[string]string{}
+	for k, v := range startup {
+		w.want[k] = v
+		if isReported(k) {
+			w.want[k] = pl.norm[k+"\x00"+v]
+			params[k] = w.want[k]
+		}
+	}
+	for _, name := range clientReported {
+		if _, ok := w.want[name]; !ok {
+			w.want[name] = pl.params[name]
+		}
+	}
+	w.base = maps.Clone(w.want)
+	return params
+}
+
+// reset returns to the settings of the login (DISCARD ALL, RESET ALL).
+func (w *wantedSettings) reset() { w.want = maps.Clone(w.base) }
+
+// differ reports whether apply has anything to do on c. It runs at every
+// checkout, so it allocates nothing and makes no context.
+func (w *wantedSettings) differ(c *backend.Conn) bool {
+	for name, v := range w.want {
+		if isReported(name) {
+			if c.Params[name] != v {
+				return true
+			}
+		} else if cur, ok := c.Applied[name]; !ok || cur != v {
+			return true
+		}
+	}
+	for name := range c.Applied {
+		if _, ok := w.want[name]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// apply makes c's settings those the client wants: reported ones compared
+// with what c reports, the others with what the proxy applied.
+func (w *wantedSettings) apply(ctx context.Context, c *backend.Conn) error {
+	set := map[string]string{}
+	var reset []string
+	for name, v := range w.want {
+		if isReported(name) {
+			if c.Params[name] != v {
+				set[name] = v
+			}
+		} else if cur, ok := c.Applied[name]; !ok || cur != v {
+			set[name] = v
+		}
+	}
+	for name := range c.Applied {
+		if _, ok := w.want[name]; !ok {
+			reset = append(reset, name)
+		}
+	}
+	return c.Apply(ctx, set, reset, func(n string) bool { return !isReported(n) })
+}
+
+// note follows the session SETs and RESETs of a statement: the replayed
+// settings Postgres does not report are wanted as set (reported ones
+// follow ParameterStatus). taint says the backend must be reset before
+// another client gets it, since the proxy cannot know whether the
+// transaction kept them.
+func (w *wantedSettings) note(st *router.Statement) (taint bool) {
+	for i := range st.Parts {
+		p := &st.Parts[i]
+		if p.Kind != router.KindSet || p.Local {
+			continue
+		}
+		switch {
+		case p.Setting == "":
+			w.reset()
+			taint = true
+		case !router.Replayed(p.Setting) || isReported(canonicalSetting(p.Setting)):
+		case p.Reset:
+			name := canonicalSetting(p.Setting)
+			if v, ok := w.base[name]; ok {
+				w.want[name] = v
+			} else {
+				delete(w.want, name)
+			}
+			taint = true
+		case p.ValuesKnown:
+			w.want[canonicalSetting(p.Setting)] = p.Value()
+			taint = true
+		}
+	}
+	return taint
+}
+
+// noteSettingsLocked follows the session SETs and RESETs a statement runs
+// on the attached backend. s.mu is held.
+func (s *session) noteSettingsLocked(st *router.Statement) {
+	if s.settings.note(st) {
+		s.backend.tainted = true
+	}
+}
 
 // checkStartupSettings applies the setting rules to the startup parameters
 // once the token is known: for every token the rules that keep the router
@@ -32,7 +141,7 @@ type wantedSettings struct {
 // the statement_timeout bound. It returns whether some setting is one the
 // proxy does not replay (a full token's session then pins).
 func (s *session) checkStartupSettings() (unreplayed bool, err error) {
-	limited := s.login.id.Grants.Limited()
+	limited := s.limited()
 	for name, v := range s.login.start.settings {
 		if why := router.SettingDenial(name, v, limited); why != "" {
 			return false, &Error{Severity: "FATAL", Code: pgerrcode.InsufficientPrivilege,
@@ -94,37 +203,6 @@ func (s *session) limitedSetDenial(st *router.Statement) string {
 	return ""
 }
 
-// noteSettingsLocked follows the session SETs and RESETs a statement runs
-// on c: the replayed settings Postgres does not report are wanted as set
-// (reported ones follow ParameterStatus), and c is reset before another
-// client gets it, since the proxy cannot know whether the transaction kept
-// them. s.mu is held.
-func (s *session) noteSettingsLocked(st *router.Statement) {
-	for i := range st.Parts {
-		p := &st.Parts[i]
-		if p.Kind != router.KindSet || p.Local {
-			continue
-		}
-		switch {
-		case p.Setting == "":
-			s.settings.want = maps.Clone(s.settings.base)
-			s.backend.tainted = true
-		case !router.Replayed(p.Setting) || isReported(canonicalSetting(p.Setting)):
-		case p.Reset:
-			name := canonicalSetting(p.Setting)
-			if v, ok := s.settings.base[name]; ok {
-				s.settings.want[name] = v
-			} else {
-				delete(s.settings.want, name)
-			}
-			s.backend.tainted = true
-		case p.ValuesKnown:
-			s.settings.want[canonicalSetting(p.Setting)] = p.Value()
-			s.backend.tainted = true
-		}
-	}
-}
-
 // parsePgDuration reads a time setting as Postgres does: a number with an
 // optional unit (us, ms, s, min, h, d), unit when none is given.
 func parsePgDuration(v string, unit time.Duration) (time.Duration, bool) {
@@ -175,7 +253,7 @@ func (s *session) parameterStatus(m *pgproto3.ParameterStatus) (drop bool) {
 	} else if !s.settings.discarding && tracked(m.Name) {
 		s.settings.want[m.Name] = m.Value
 	}
-	limited := s.login.id.Grants.Limited()
+	limited := s.limited()
 	s.mu.Unlock()
 	if unsafe && limited {
 		s.log.Warn("backend reported a setting the session may not have; closing it", zap.String("setting", m.Name))
@@ -184,3 +262,6 @@ func (s *session) parameterStatus(m *pgproto3.ParameterStatus) (drop bool) {
 	}
 	return unsafe && limited
 }
+
+// tracked reports whether a reported setting is one the proxy replays.
+func tracked(name string) bool { return slices.Contains(replayedReported, name) }

@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"io"
 	"sort"
 	"strings"
@@ -298,7 +296,3 @@ func parseOptions(s string) (map[string]string, error) {
 	}
 	return out, nil
 }
-
-var errClientGone = errors.New("client disconnected")
-
-func describeVersion(minor uint16) string { return fmt.Sprintf("3.%d", minor) }

@@ -1,223 +1,210 @@
 package proxy
 
 import (
-	"github.com/jackc/pgerrcode"
-	"time"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"slices"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"mqstack/configs"
 	"mqstack/internal/backend"
 	"mqstack/router"
 )
 
-// The client messages that carry SQL (Query, Parse) and bind it (Bind):
-// classified once by the router, checked against the token's grants,
-// pinned, and queued for the reader's accounting.
+// The client's statements and portals as the proxy keeps them, and the
+// translation of the statement names a client sends to those on backends.
 
-// handleBind authorizes a Bind whose queue names are parameters (for
-// grant-limited tokens), notes what its Execute will account, and relays
-// it. A Bind of a statement the client does not have never reaches another
-// client's statement of the same name on the backend.
-func (s *session) handleBind(m *pgproto3.Bind) error {
-	s.mu.Lock()
-	st := s.stmts.unnamed
-	if m.PreparedStatement != "" {
-		st = s.stmts.named[m.PreparedStatement]
-	}
-	s.mu.Unlock()
-	var p portal
-	if st != nil && st.class != nil && hasCalls(st.class) {
-		filter := st.filter
-		if st.bindAuth && s.login.id.Grants.Limited() {
-			var err error
-			if filter, err = s.authorizeBind(st, m); err != nil {
-				s.deny.bind = bindValues{m: m, oids: st.oids}
-				s.countDenial(st.class, err, s.deny.param)
-				s.deny.bind = bindValues{}
-				return s.denyExtended(errorResponse(err, "ERROR", s.log))
-			}
-		}
-		p = portal{st: st.class, queues: s.resolveQueues(st, m), filter: filter,
-			binary: formatOf(m.ResultFormatCodes, 0) != 0, inspect: inspectFor(st.class, filter),
-			msgSize: messageSize(st.class, m.Parameters)}
-	}
-	s.setPortal(m.DestinationPortal, p)
-	return s.withConn(kindExtended, "", func(c *backend.Conn) {
-		if st != nil && st.class != nil {
-			if st.class.Taints() {
-				s.backend.tainted = true
-			}
-			if hasSets(st.class) {
-				s.noteSettingsLocked(st.class)
-			}
-		}
-		m.PreparedStatement = s.backendStatementLocked(c, m.PreparedStatement)
-		if st != nil && st.dealloc != nil {
-			st.dealloc.applyLocked(s, c)
-		}
-		c.Frontend().Send(m)
-		for _, v := range m.Parameters {
-			s.backend.pending += len(v)
-		}
-		if p.filter {
-			// Describe the portal to learn where queue_name is; the
-			// Close before it marks the answer as the proxy's.
-			s.pushLocked(pqEntry{action: pqDescribe})
-			c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
-			c.Frontend().Send(&pgproto3.Describe{ObjectType: 'P', Name: m.DestinationPortal})
-		}
-	})
+// noSuchStatement is a statement name the proxy never prepares: closing it
+// is a cheap message the backend always answers with CloseComplete.
+const noSuchStatement = "mqstack_none"
+
+// stmt is a client's prepared statement as the proxy keeps it: enough to
+// prepare it again on any backend connection.
+type stmt struct {
+	query string
+	oids  []uint32
+	// backendName is the name on backend connections: a hash of the text and
+	// parameter types, so clients preparing the same statement share it.
+	backendName string
+	// class is the router's classification; bindAuth says the grant check
+	// waits for Bind (queue names are parameters); filter says its rows
+	// are filtered to listable queues (decided at Parse).
+	class    *router.Statement
+	bindAuth bool
+	filter   bool
+	// dealloc is set for a DEALLOCATE prepared with the extended protocol:
+	// what its Bind must make the proxy forget.
+	dealloc *deallocation
 }
 
-func (s *session) handleParse(m *pgproto3.Parse) error {
-	named := m.Name != ""
-	class := s.srv.router.Classify(m.Query)
-	if s.login.id.Grants.Limited() {
-		m.ParameterOIDs = pinNameParams(class, m.ParameterOIDs)
-	}
-	dealloc, err := s.deallocateParse(class, m)
-	st := newStmt(m, named)
-	st.class = class
-	st.bindAuth = boundTargets(st.class)
-	st.dealloc = dealloc
-	if err == nil {
-		err = s.checkStatement(st.class)
-	}
-	if err == nil && s.login.id.Grants.Limited() && !st.bindAuth {
-		st.filter, err = s.authorizeQuery(st.class)
-	}
-	if err == nil && named {
-		err = s.checkPreparedCaps(m.Name, len(m.Query))
-	}
-	if err != nil {
-		// A failed Parse leaves no statement behind, as in Postgres.
-		s.mu.Lock()
-		if named {
-			delete(s.stmts.named, m.Name)
-		} else {
-			s.stmts.unnamed = nil
+func newStmt(m *pgproto3.Parse, named bool) *stmt {
+	st := &stmt{query: m.Query, oids: slices.Clone(m.ParameterOIDs)}
+	if named {
+		h := sha256.New()
+		h.Write([]byte(m.Query))
+		var b [4]byte
+		for _, o := range m.ParameterOIDs {
+			binary.BigEndian.PutUint32(b[:], o)
+			h.Write(b[:])
 		}
-		s.mu.Unlock()
-		s.countDenial(st.class, err, nil)
-		return s.denyExtended(errorResponse(err, "ERROR", s.log))
+		st.backendName = "mqs_" + hex.EncodeToString(h.Sum(nil)[:12])
 	}
-	pin := pinOf(st.class)
-	if named && pin == "" {
-		// Outside a transaction a named Parse needs no backend: the proxy
-		// answers it and prepares the statement where it is first used.
-		// So a client that prepares synchronously (libpq's PQprepare)
-		// never waits for a backend while others wait on it.
-		s.mu.Lock()
-		if s.backend.conn == nil {
-			s.stmts.named[m.Name] = st
-			s.mu.Unlock()
-			return s.writeClient(false, &pgproto3.ParseComplete{})
-		}
-		s.mu.Unlock()
-	}
-	return s.withConn(kindExtended, pin, func(c *backend.Conn) {
-		s.backend.pending += len(st.query)
-		if !named {
-			s.stmts.unnamed = st
-			s.stmts.unnamedGen++
-			c.UnnamedOwner, c.UnnamedGen = s, s.stmts.unnamedGen
-			s.pushLocked(pqEntry{action: pqPass, st: st, unnamed: true, own: true})
-			c.Frontend().Send(m)
-			return
-		}
-		s.stmts.named[m.Name] = st
-		if c.Stmts.Has(st.backendName) {
-			s.pushLocked(pqEntry{action: pqAsParse, client: m.Name, st: st})
-			c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
-			return
-		}
-		c.Stmts.Add(st.backendName)
-		s.pushLocked(pqEntry{action: pqPass, created: st.backendName, client: m.Name, st: st})
-		c.Frontend().Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
-	})
+	return st
 }
 
-// checkStatement applies the rules that hold before the grants: for every
-// token SessionDenial; for grant-limited tokens the statement_timeout
-// bound, which nothing they send may lift.
-func (s *session) checkStatement(cls *router.Statement) error {
-	if d := router.SessionDenial(cls); d != nil {
-		return d
+// statements are the client's prepared statements and portals, as its
+// Parse, Bind, Describe, Close and DEALLOCATE name them. The statements are
+// guarded by s.mu (the reader forgets those whose Parse failed); the
+// portals are the client goroutine's alone.
+type statements struct {
+	named      map[string]*stmt // the client's named statements
+	unnamed    *stmt            // the client's unnamed statement
+	unnamedGen uint64           // counts its Parses: a backend holding it is marked with its generation
+	// sqlPrepared are the names of SQL PREPAREs of a pinned session: the
+	// only statements besides its protocol ones it may DEALLOCATE, Bind,
+	// Describe or Close by name.
+	sqlPrepared map[string]bool
+	// portal and portals are what the client's Binds fixed for its
+	// Executes (the unnamed portal, named ones).
+	portal  portal
+	portals map[string]portal
+}
+
+// stmtRef is what a statement name in a client's message refers to.
+type stmtRef uint8
+
+const (
+	refNone    stmtRef = iota // nothing the client prepared
+	refUnnamed                // the unnamed statement (which may not exist)
+	refNamed                  // one of the client's protocol statements
+	refSQL                    // a SQL PREPARE of the pinned session, by its own name
+)
+
+// resolve says what a statement name refers to: the client's protocol
+// statements come before a pinned session's SQL PREPAREs.
+func (t *statements) resolve(name string, pinned bool) (stmtRef, *stmt) {
+	switch {
+	case name == "":
+		return refUnnamed, t.unnamed
+	case t.named[name] != nil:
+		return refNamed, t.named[name]
+	case pinned && t.sqlPrepared[name]:
+		return refSQL, nil
 	}
-	if !s.login.id.Grants.Limited() {
-		return nil
+	return refNone, nil
+}
+
+// lookup returns the client's statement of that name, nil if none.
+func (t *statements) lookup(name string) *stmt {
+	if name == "" {
+		return t.unnamed
 	}
-	if p := single(cls); p != nil && p.Kind == router.KindDiscard && p.Name == "all" && s.isPinned() {
-		return &router.Denial{Kind: p.Kind, Reason: "kind_not_allowed",
-			Detail: "DISCARD ALL would reset a pinned backend's statement_timeout under statements pipelined behind it; use UNLISTEN * and DEALLOCATE ALL"}
+	return t.named[name]
+}
+
+// forget drops the client's protocol statement of that name.
+func (t *statements) forget(name string) {
+	if name == "" {
+		t.unnamed = nil
+	} else {
+		delete(t.named, name)
 	}
-	if !hasSets(cls) {
-		return nil
+}
+
+// forgetNamed drops every named statement, protocol and SQL (DEALLOCATE
+// ALL, DISCARD ALL).
+func (t *statements) forgetNamed() {
+	clear(t.named)
+	clear(t.sqlPrepared)
+}
+
+// notePrepare records the SQL PREPAREs of a (pinned) session.
+func (t *statements) notePrepare(st *router.Statement) {
+	for i := range st.Parts {
+		if p := &st.Parts[i]; p.Pin == router.PinSQLPrepare && p.Name != "" {
+			if t.sqlPrepared == nil {
+				t.sqlPrepared = map[string]bool{}
+			}
+			t.sqlPrepared[p.Name] = true
+		}
 	}
-	if why := s.limitedSetDenial(cls); why != "" {
-		return &router.Denial{Kind: router.KindSet, Reason: "kind_not_allowed", Detail: why}
+}
+
+// checkCaps bounds the client's named statements, with one of size bytes
+// about to be named name, in number and in bytes of text
+// (proxy.max_prepared_statements and proxy.max_prepared_bytes): the proxy
+// keeps them for the whole session.
+func (t *statements) checkCaps(name string, size int, cfg *configs.ProxyConfig) error {
+	n, total := len(t.named), size
+	for k, st := range t.named {
+		if k == name {
+			n--
+			continue
+		}
+		total += len(st.query)
+	}
+	if n+1 > cfg.MaxPreparedStatements {
+		return &Error{Severity: "ERROR", Code: pgerrcode.ConfigurationLimitExceeded,
+			Message: fmt.Sprintf("too many prepared statements: this session holds %d (proxy.max_prepared_statements)", n),
+			Hint:    "deallocate (protocol Close or DEALLOCATE) statements the client no longer uses"}
+	}
+	if int64(total) > int64(cfg.MaxPreparedBytes) {
+		return &Error{Severity: "ERROR", Code: pgerrcode.ConfigurationLimitExceeded,
+			Message: fmt.Sprintf("prepared statements of this session would hold %d bytes of text, over proxy.max_prepared_bytes (%s)", total, cfg.MaxPreparedBytes),
+			Hint:    "deallocate (protocol Close or DEALLOCATE) statements the client no longer uses"}
 	}
 	return nil
 }
 
-func (s *session) handleQuery(m *pgproto3.Query) error {
-	// A simple Query inside an extended-protocol sequence not yet ended by
-	// Sync is skipped by Postgres when an earlier message of the sequence
-	// failed, and then gets no ReadyForQuery: the proxy could not know when
-	// the backend is free again. No driver sends it; refuse it.
+// setPortal records what a Bind fixed for the portal of that name.
+func (t *statements) setPortal(name string, p portal) {
+	if name == "" {
+		t.portal = p
+		return
+	}
+	if p.st == nil {
+		delete(t.portals, name)
+		return
+	}
+	if t.portals == nil {
+		t.portals = map[string]portal{}
+	}
+	t.portals[name] = p
+}
+
+func (t *statements) portalFor(name string) portal {
+	if name == "" {
+		return t.portal
+	}
+	return t.portals[name]
+}
+
+// checkPreparedCaps is statements.checkCaps under s.mu.
+func (s *session) checkPreparedCaps(name string, size int) error {
+	cfg := s.srv.config()
 	s.mu.Lock()
-	open := s.backend.open
-	s.mu.Unlock()
-	if open {
-		return closeWith(closeClientError, fatalf(pgerrcode.ProtocolViolation,
-			"simple Query inside an extended-protocol sequence: send Sync first"))
+	defer s.mu.Unlock()
+	return s.stmts.checkCaps(name, size, cfg)
+}
+
+// backendStatementLocked is the backend name of a client statement for
+// Bind and Describe (preparing it on c when c lacks it): a name the client
+// never prepared becomes one that exists nowhere, so no client reaches
+// another's statement. s.mu is held.
+func (s *session) backendStatementLocked(c *backend.Conn, name string) string {
+	switch ref, st := s.stmts.resolve(name, s.backend.pinned != ""); {
+	case ref == refUnnamed && st != nil:
+		s.ensureUnnamedLocked(c)
+		return ""
+	case ref == refNamed:
+		s.ensurePreparedLocked(c, st)
+		return st.backendName
+	case ref == refSQL:
+		return name
 	}
-	cls := s.srv.router.Classify(m.String)
-	var filter bool
-	err := s.checkStatement(cls)
-	if err == nil && s.login.id.Grants.Limited() {
-		if p := single(cls); p != nil && p.Kind == router.KindCreateExtension && !s.attached() {
-			return s.writeClient(true, createExtensionNoop()...)
-		}
-		filter, err = s.authorizeQuery(cls)
-	}
-	if err != nil {
-		s.countDenial(cls, err, nil)
-		return s.denyQuery(errorResponse(err, "ERROR", s.log))
-	}
-	var start time.Time
-	observed := filter || hasCalls(cls)
-	if observed {
-		start = time.Now()
-	}
-	var it intercept
-	if p := single(cls); p != nil {
-		var handled bool
-		if it, handled, err = s.interceptQuery(p); handled {
-			return err
-		}
-	}
-	query := m.String
-	if it.query != "" {
-		query = it.query
-	}
-	return s.withConn(kindQuery, pinOf(cls), func(c *backend.Conn) {
-		it.apply(s, c)
-		s.notePrepareLocked(cls)
-		if cls.Taints() {
-			s.backend.tainted = true
-		}
-		if hasSets(cls) {
-			s.noteSettingsLocked(cls)
-		}
-		if observed {
-			s.pushObsLocked(obsEntry{cycle: s.backend.cycle, simple: true, start: start,
-				portal: portal{st: cls, filter: filter, inspect: inspectFor(cls, filter), msgSize: messageSize(cls, nil)}})
-		}
-		// A simple query replaces the unnamed statement.
-		s.stmts.unnamed = nil
-		c.UnnamedOwner = nil
-		c.Frontend().Send(&pgproto3.Query{String: query})
-		s.backend.pending += len(query)
-	})
+	return noSuchStatement
 }

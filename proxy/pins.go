@@ -1,11 +1,13 @@
 package proxy
 
-import (
-	"mqstack/router"
-)
+import "mqstack/router"
 
 // Pin decisions: the router's parse names the session state a statement
-// creates; the proxy adds what only it knows (which settings it replays).
+// creates; the proxy adds what only it knows (which settings it replays). A
+// pinned session keeps its backend between transactions, until a DISCARD
+// ALL clears the state that pinned it.
+
+// pinSessionMode is the pin of every session of a pool in session mode.
 const pinSessionMode = string(router.PinSessionMode)
 
 // PinCauses lists every pin cause (metric label values).
@@ -56,44 +58,18 @@ func setPin(p *router.Part) string {
 	return string(router.PinSessionSet)
 }
 
-// single returns the only part of a one-statement query, nil otherwise.
-func single(st *router.Statement) *router.Part {
-	if len(st.Parts) != 1 {
-		return nil
+// pinLocked pins the session to its backend for cause, unless it is pinned
+// already. s.mu is held.
+func (s *session) pinLocked(cause string) {
+	if s.backend.pinned == "" {
+		s.backend.pinned = cause
+		s.srv.rec.Pinned(cause)
 	}
-	return &st.Parts[0]
 }
 
-// hasCalls reports whether a statement calls pgmq functions.
-func hasCalls(st *router.Statement) bool {
-	for i := range st.Parts {
-		if len(st.Parts[i].Calls) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// hasSets reports whether a statement sets or resets settings.
-func hasSets(st *router.Statement) bool {
-	for i := range st.Parts {
-		if st.Parts[i].Kind == router.KindSet {
-			return true
-		}
-	}
-	return false
-}
-
-// boundTargets reports whether some pgmq call names its queue (or
-// bind_topic its pattern) with a bound parameter, so the grant check must
-// wait for Bind.
-func boundTargets(st *router.Statement) bool {
-	for i := range st.Parts {
-		for _, c := range st.Parts[i].Calls {
-			if c.Target.Param > 0 || c.Pattern.Param > 0 {
-				return true
-			}
-		}
-	}
-	return false
+// isPinned reports whether the session is pinned to its backend.
+func (s *session) isPinned() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.backend.pinned != ""
 }

@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"mqstack/internal/backend"
+)
+
+// handleBind authorizes a Bind whose queue names are parameters (for
+// grant-limited tokens), notes what its Execute will account, and relays
+// it. A Bind of a statement the client does not have never reaches another
+// client's statement of the same name on the backend.
+func (s *session) handleBind(m *pgproto3.Bind) error {
+	s.mu.Lock()
+	st := s.stmts.lookup(m.PreparedStatement)
+	s.mu.Unlock()
+	p, err := s.bindPortal(st, m)
+	if err != nil {
+		return s.denyExtended(errorResponse(err, "ERROR", s.log))
+	}
+	s.stmts.setPortal(m.DestinationPortal, p)
+	return s.withConn(kindExtended, "", func(c *backend.Conn) {
+		if st != nil && st.class != nil {
+			if st.class.Taints() {
+				s.backend.tainted = true
+			}
+			if hasSets(st.class) {
+				s.noteSettingsLocked(st.class)
+			}
+		}
+		m.PreparedStatement = s.backendStatementLocked(c, m.PreparedStatement)
+		if st != nil && st.dealloc != nil {
+			st.dealloc.applyLocked(s, c)
+		}
+		c.Frontend().Send(m)
+		for _, v := range m.Parameters {
+			s.backend.pending += len(v)
+		}
+		if p.filter {
+			// Describe the portal to learn where queue_name is; the
+			// Close before it marks the answer as the proxy's.
+			s.backend.push(pqEntry{action: pqDescribe})
+			c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
+			c.Frontend().Send(&pgproto3.Describe{ObjectType: 'P', Name: m.DestinationPortal})
+		}
+	})
+}
+
+// bindPortal is what a Bind of st fixes for its portal's Executes: for a
+// statement with pgmq calls, the queues its parameters name and how its
+// rows are read. A grant-limited token's Bind of a statement whose queues
+// are parameters is authorized here; a denial is counted and returned.
+func (s *session) bindPortal(st *stmt, m *pgproto3.Bind) (portal, error) {
+	if st == nil || st.class == nil || !hasCalls(st.class) {
+		return portal{}, nil
+	}
+	filter := st.filter
+	if st.bindAuth && s.limited() {
+		var err error
+		if filter, err = s.authorizeBind(st, m); err != nil {
+			s.deny.bind = bindValues{m: m, oids: st.oids}
+			s.countDenial(st.class, err, s.deny.param)
+			s.deny.bind = bindValues{}
+			return portal{}, err
+		}
+	}
+	return portal{st: st.class, queues: s.resolveQueues(st, m), filter: filter,
+		binary: formatOf(m.ResultFormatCodes, 0) != 0, inspect: inspectFor(st.class, filter),
+		msgSize: messageSize(st.class, m.Parameters)}, nil
+}
