@@ -28,7 +28,7 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 				s.noteSettingsLocked(st.class)
 			}
 		}
-		m.PreparedStatement = s.backendStatementLocked(c, m.PreparedStatement)
+		m.PreparedStatement = s.backendStatementLocked(c, m.PreparedStatement, false)
 		if st != nil && st.dealloc != nil {
 			st.dealloc.applyLocked(s, c)
 		}

@@ -135,7 +135,7 @@ func (s *session) handle(msg pgproto3.FrontendMessage) error {
 func (s *session) handleDescribe(m *pgproto3.Describe) error {
 	return s.withConn(kindExtended, "", func(c *backend.Conn) {
 		if m.ObjectType == 'S' {
-			m.Name = s.backendStatementLocked(c, m.Name)
+			m.Name = s.backendStatementLocked(c, m.Name, false)
 		}
 		c.Frontend().Send(m)
 	})
@@ -177,19 +177,7 @@ func (s *session) handleClose(m *pgproto3.Close) error {
 	s.mu.Unlock()
 	return s.withConn(kindExtended, "", func(c *backend.Conn) {
 		if m.ObjectType == 'S' {
-			switch {
-			case m.Name == "":
-				s.stmts.unnamed = nil
-				c.UnnamedOwner = nil
-			case s.backend.pinned != "" && s.stmts.sqlPrepared[m.Name]:
-				delete(s.stmts.sqlPrepared, m.Name) // its own SQL PREPARE
-			default:
-				// The backend statement stays (shared, in the LRU); a
-				// Close of nothing answers CloseComplete in order, and
-				// a name the client never prepared closes nothing.
-				delete(s.stmts.named, m.Name)
-				m.Name = noSuchStatement
-			}
+			m.Name = s.backendStatementLocked(c, m.Name, true)
 		}
 		s.backend.push(pqEntry{action: pqPass})
 		c.Frontend().Send(m)

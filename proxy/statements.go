@@ -191,19 +191,38 @@ func (s *session) checkPreparedCaps(name string, size int) error {
 	return s.stmts.checkCaps(name, size, cfg)
 }
 
-// backendStatementLocked is the backend name of a client statement for
-// Bind and Describe (preparing it on c when c lacks it): a name the client
-// never prepared becomes one that exists nowhere, so no client reaches
-// another's statement. s.mu is held.
-func (s *session) backendStatementLocked(c *backend.Conn, name string) string {
-	switch ref, st := s.stmts.resolve(name, s.backend.pinned != ""); {
-	case ref == refUnnamed && st != nil:
+// backendStatementLocked translates the statement name of a client's Bind
+// or Describe (closing false) or Close (closing true) to the name sent to
+// c. Backends are shared, so a name the client never prepared becomes one
+// that exists nowhere and no client reaches another's statement. For Bind
+// and Describe the statement is prepared on c when c lacks it. A Close
+// forgets the client's statement; the backend's stays (shared, in c's
+// LRU), so the Close names nothing and is answered in order. s.mu is held.
+func (s *session) backendStatementLocked(c *backend.Conn, name string, closing bool) string {
+	ref, st := s.stmts.resolve(name, s.backend.pinned != "")
+	switch ref {
+	case refUnnamed:
+		if closing {
+			s.stmts.unnamed = nil
+			c.UnnamedOwner = nil
+			return ""
+		}
+		if st == nil {
+			return noSuchStatement
+		}
 		s.ensureUnnamedLocked(c)
 		return ""
-	case ref == refNamed:
+	case refNamed:
+		if closing {
+			delete(s.stmts.named, name)
+			return noSuchStatement
+		}
 		s.ensurePreparedLocked(c, st)
 		return st.backendName
-	case ref == refSQL:
+	case refSQL:
+		if closing {
+			delete(s.stmts.sqlPrepared, name) // its own SQL PREPARE
+		}
 		return name
 	}
 	return noSuchStatement
