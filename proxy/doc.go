@@ -8,6 +8,11 @@
 // state cannot cross a transaction boundary, and replay of startup
 // parameters onto whichever backend connection a client gets.
 //
+// A session is made of parts, one concept and one file each; session.go
+// lists them and the locks they share. server.go accepts clients, login.go
+// takes them through startup and authentication, command.go dispatches
+// their messages, attachment.go and reader.go relay them to a backend.
+//
 // It may import auth, router, internal/backend and configs; never rest or
 // internal/metrics: the counts it shares with REST go to a Recorder it
 // declares (metrics.go), which internal/stack implements.

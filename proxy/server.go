@@ -76,7 +76,7 @@ type Server struct {
 	clients   int
 	logins    map[backend.Key]*poolLogin
 
-	wg   sync.WaitGroup // sessions and cancel handlers
+	wg   sync.WaitGroup // sessions (CancelRequest connections too)
 	done chan struct{}  // closed by Shutdown
 }
 
