@@ -32,12 +32,22 @@ func TestCancelThroughProxy(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := ctxT(t, 30*time.Second)
 	c := h.connect(t)
-	go func() {
-		time.Sleep(300 * time.Millisecond)
-		c.PgConn().CancelRequest(context.Background())
-	}()
+	d := h.direct(t)
 	start := time.Now()
-	_, err := c.Exec(ctx, "SELECT pg_sleep(20)")
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, "SELECT pg_sleep(20)")
+		done <- err
+	}()
+	testenv.WaitFor(t, 10*time.Second, "pg_sleep(20) to run on the backend", func() bool {
+		var n int
+		err := d.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()").Scan(&n)
+		return err == nil && n == 1
+	})
+	if err := c.PgConn().CancelRequest(ctx); err != nil {
+		t.Fatalf("cancel request: %v", err)
+	}
+	err := <-done
 	if pgCode(err) != "57014" {
 		t.Fatalf("want 57014 query_canceled, got %v", err)
 	}
@@ -70,13 +80,19 @@ func TestClientDisconnectMidTransaction(t *testing.T) {
 		if _, err := c.Exec(ctx, "SELECT * FROM mq_test.locked FOR UPDATE"); err != nil {
 			t.Fatal(err)
 		}
+		d := h.direct(t)
 		if how == "running" {
 			c.PgConn().Frontend().Send(&pgproto3.Query{String: "SELECT pg_sleep(30)"})
-			c.PgConn().Frontend().Flush()
-			time.Sleep(100 * time.Millisecond)
+			if err := c.PgConn().Frontend().Flush(); err != nil {
+				t.Fatal(err)
+			}
+			testenv.WaitFor(t, 10*time.Second, "pg_sleep(30) to run on the backend", func() bool {
+				var n int
+				err := d.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()").Scan(&n)
+				return err == nil && n == 1
+			})
 		}
 		c.PgConn().Conn().Close() // vanish without Terminate
-		d := h.direct(t)
 		testenv.WaitFor(t, 15*time.Second, "the backend to be rolled back", func() bool {
 			var n int
 			d.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'mq' AND (state <> 'idle' OR xact_start IS NOT NULL)").Scan(&n)
@@ -126,9 +142,20 @@ func TestBackendTerminated(t *testing.T) {
 	h := newHarness(t, func(_ *configs.ProxyConfig, p *configs.PoolConfig) { p.Size = 1 })
 	ctx := ctxT(t, 30*time.Second)
 	c := h.connect(t)
-	tx, _ := c.Begin(ctx)
+	d := h.direct(t)
+	terminate := func(pid int) {
+		t.Helper()
+		var signalled bool
+		if err := d.QueryRow(ctx, "SELECT pg_terminate_backend($1)", pid).Scan(&signalled); err != nil || !signalled {
+			t.Fatalf("pg_terminate_backend(%d) = %v, %v", pid, signalled, err)
+		}
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pid := backendPID(t, ctx, tx.Conn())
-	h.direct(t).Exec(ctx, "SELECT pg_terminate_backend($1)", pid)
+	terminate(pid)
 	if _, err := tx.Exec(ctx, "SELECT 1"); err == nil {
 		t.Fatal("want an error on a terminated backend")
 	}
@@ -138,8 +165,16 @@ func TestBackendTerminated(t *testing.T) {
 	}
 	// An idle pooled backend terminated: detected at checkout.
 	pid3 := backendPID(t, ctx, o)
-	h.direct(t).Exec(ctx, "SELECT pg_terminate_backend($1)", pid3)
-	time.Sleep(1200 * time.Millisecond)
+	released := time.Now()
+	terminate(pid3)
+	testenv.WaitFor(t, 10*time.Second, "the terminated backend to exit", func() bool {
+		var n int
+		err := d.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid3).Scan(&n)
+		return err == nil && n == 0
+	})
+	// A checkout checks a connection for life only once it has idled more
+	// than a second: that idle time is part of what is tested.
+	time.Sleep(time.Until(released.Add(1200 * time.Millisecond)))
 	if p4 := backendPID(t, ctx, o); p4 == pid3 {
 		t.Fatal("dead idle backend reused")
 	}

@@ -40,7 +40,7 @@ func newFuzzLive(f *testing.F) *fuzzLive {
 	// One login makes the pool and its background goroutines first.
 	c := h.connect(f)
 	c.Close(context.Background())
-	time.Sleep(100 * time.Millisecond)
+	testenv.WaitFor(f, 10*time.Second, "the login's session to end", func() bool { return h.srv.Clients() == 0 })
 	l.base = goleak.IgnoreCurrent()
 	return l
 }

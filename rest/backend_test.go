@@ -63,10 +63,7 @@ func TestBackendPools(t *testing.T) {
 			got <- e.call("read_with_poll", `{"queue_name":"be_q","vt":30,"qty":1,"max_poll_seconds":10,"poll_interval_ms":10000}`).body
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for srv.waiters.waiting("be_q") < 20 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the 20 polls to wait", func() bool { return srv.waiters.waiting("be_q") >= 20 })
 	e.must("send_batch", `{"queue_name":"be_q","msgs":[`+strings.TrimSuffix(strings.Repeat(`{},`, 20), ",")+`]}`, 200, `[4,ANY,23]`)
 	wg.Wait()
 	close(got)

@@ -129,14 +129,9 @@ func TestLongPollManyWaitersFewBackends(t *testing.T) {
 			answers <- a
 		}()
 	}
-	// Wait until every poll has read once and waits.
-	deadline := time.Now().Add(30 * time.Second)
-	for e.srv.waiters.waiting(q) < waiters {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d polls waiting", e.srv.waiters.waiting(q), waiters)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("all %d polls to have read once and wait", waiters), func() bool {
+		return e.srv.waiters.waiting(q) >= waiters
+	})
 	start := time.Now()
 	msgs := make([]string, waiters)
 	for i := range msgs {
@@ -192,9 +187,7 @@ func TestLongPollTiming(t *testing.T) {
 		go func() {
 			done <- e.call("read_with_poll", `{"queue_name":"lp_timing","vt":30,"qty":5,"max_poll_seconds":1,"poll_interval_ms":50}`)
 		}()
-		for e.srv.waiters.waiting(q) == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
+		testenv.WaitFor(t, 10*time.Second, "the poll to wait", func() bool { return e.srv.waiters.waiting(q) > 0 })
 		sqlExec(t, e.cluster, `SELECT pgmq.send('lp_timing', '{"from":"sql"}')`)
 		r := <-done
 		checkResp(t, "poll", r, 200, `[{"msg_id":1,"read_ct":1,ANY,"message":{"from":"sql"},"headers":null}]`)
@@ -204,9 +197,7 @@ func TestLongPollTiming(t *testing.T) {
 		go func() {
 			done <- e.call("read_grouped_with_poll", `{"queue_name":"lp_timing","vt":30,"qty":5,"max_poll_seconds":1,"poll_interval_ms":5000}`)
 		}()
-		for e.srv.waiters.waiting(q) == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
+		testenv.WaitFor(t, 10*time.Second, "the grouped poll to wait", func() bool { return e.srv.waiters.waiting(q) > 0 })
 		start := time.Now()
 		e.must("send", `{"queue_name":"LP_TIMING","msg":2,"headers":{"x-pgmq-group":"g2"}}`, 200, `[2]`)
 		checkResp(t, "grouped poll", <-done, 200, `[{"msg_id":2,ANY}]`)
@@ -223,9 +214,7 @@ func TestLongPollTiming(t *testing.T) {
 			defer wg.Done()
 			r = e2.call("read_with_poll", `{"queue_name":"lp_timing","vt":30,"qty":1,"max_poll_seconds":20,"poll_interval_ms":10000}`)
 		}()
-		for e2.srv.waiters.waiting(q) == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
+		testenv.WaitFor(t, 10*time.Second, "the poll to wait", func() bool { return e2.srv.waiters.waiting(q) > 0 })
 		start := time.Now()
 		e2.srv.stopOnce.Do(func() { close(e2.srv.stopping) })
 		wg.Wait()

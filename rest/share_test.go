@@ -95,13 +95,7 @@ func TestBackendPoolsTokenShare(t *testing.T) {
 		}()
 	}
 	key := backend.Key{Backend: "main", Database: "postgres", Role: "mq"}
-	deadline := time.Now().Add(10 * time.Second)
-	for m.Held(key, id.Holder()) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the token holds %d backends, want 2", m.Held(key, id.Holder()))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the token to hold 2 backends", func() bool { return m.Held(key, id.Holder()) >= 2 })
 	checkResp(t, "the token's third call", e.do(req{path: "send", body: `{"queue_name":"share_q","msg":1}`, token: tok,
 		contentType: "application/json"}), 503, `{"code":"53300","message":"token ANY holds 2 backend connectionsANYpool.max_share 0.5ANY",ANY}`)
 	// Another token gets one of the free backends.

@@ -196,6 +196,9 @@ func TestLongPollWokenByProxySend(t *testing.T) {
 			body []byte
 			took time.Duration
 		}
+		// The poll has read once (a checkout) and waits (holds no backend):
+		// it needs a wake-up to answer before its 10s poll interval.
+		checkouts := testenv.Metric(t, st.Registry, "mqstack_pool_checkouts_total", map[string]string{"outcome": "ok"})
 		done := make(chan result, 1)
 		start := time.Now()
 		go func() {
@@ -203,7 +206,10 @@ func TestLongPollWokenByProxySend(t *testing.T) {
 				"max_poll_seconds": 15, "poll_interval_ms": 10000})
 			done <- result{code, body, time.Since(start)}
 		}()
-		time.Sleep(500 * time.Millisecond) // the poll is waiting now
+		testenv.WaitFor(t, 10*time.Second, "the poll to have read once and wait", func() bool {
+			return testenv.Metric(t, st.Registry, "mqstack_pool_checkouts_total", map[string]string{"outcome": "ok"}) > checkouts &&
+				testenv.Metric(t, st.Registry, "mqstack_pool_backends", map[string]string{"state": "active"}) == 0
+		})
 		if mode == "autocommit" {
 			if _, err := conn.Exec(ctx, `SELECT pgmq.send('woken', '{"m":1}')`); err != nil {
 				t.Fatal(err)

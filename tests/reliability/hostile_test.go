@@ -231,7 +231,11 @@ func TestHostileClients(t *testing.T) {
 				conns = append(conns, nc)
 				nc.Write(append([]byte{'Q'}, binary.BigEndian.AppendUint32(nil, declared)...))
 			}
-			time.Sleep(200 * time.Millisecond)
+			// The proxy takes a buffer of the declared size on reading the
+			// message header (see above).
+			testenv.WaitFor(t, 10*time.Second, "the proxy to take buffers for the declared messages", func() bool {
+				return int64(heapInUse())-int64(before) >= clients*declared*9/10
+			})
 		})
 		during := heapInUse()
 		for _, nc := range conns {
@@ -324,7 +328,7 @@ func TestHostileClients(t *testing.T) {
 						return
 					}
 					for time.Since(start) < 10*time.Second {
-						time.Sleep(200 * time.Millisecond)
+						time.Sleep(200 * time.Millisecond) // a byte every 200ms: the slowloris under test
 						if _, err := nc.Write([]byte("x")); err != nil {
 							break
 						}

@@ -76,6 +76,13 @@ func (l *ledger) sent(uids []string, ids []int64, o outcome) {
 	}
 }
 
+// progress counts the sends acknowledged and the deliveries so far.
+func (l *ledger) progress() (acked, delivered int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.sendIDs), len(l.deliveries)
+}
+
 func (l *ledger) delivered(ds []delivery) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -90,6 +90,24 @@ func (l *load) countErr(kind string, err error) {
 }
 
 // errSamples is one error text per kind, for the log.
+// errCount is how many errors of kind (see errKind) the workers had.
+func (l *load) errCount(kind string) int64 {
+	if v, ok := l.errs.Load(kind); ok {
+		return v.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+// waitProgress waits until the load has acknowledged and delivered n more
+// messages than it had at (acked, delivered).
+func (l *load) waitProgress(t testing.TB, acked, delivered, n int, what string) {
+	t.Helper()
+	testenv.WaitFor(t, 60*time.Second, fmt.Sprintf("%d more messages acknowledged and delivered %s", n, what), func() bool {
+		a, d := l.led.progress()
+		return a >= acked+n && d >= delivered+n
+	})
+}
+
 func (l *load) errSamples() string {
 	var b bytes.Buffer
 	l.errSample.Range(func(k, v any) bool {
@@ -243,7 +261,7 @@ func (l *load) proxyProducer(name string, inTx bool) {
 			continue
 		}
 		l.sendOps.Add(1)
-		time.Sleep(time.Duration(rand.IntN(10)) * time.Millisecond)
+		time.Sleep(time.Duration(rand.IntN(10)) * time.Millisecond) // think time: the load's pace, not a wait
 	}
 }
 
@@ -320,7 +338,7 @@ func (l *load) proxyConsumer(name string, inTx bool) {
 		}
 		l.readOps.Add(1)
 		if n == 0 {
-			time.Sleep(30 * time.Millisecond)
+			time.Sleep(30 * time.Millisecond) // the queue is empty: poll again a little later
 		}
 	}
 }
@@ -496,11 +514,11 @@ func (l *load) restProducer(name string) {
 		cancel()
 		if err != nil {
 			l.countErr(restErrKind(err), err)
-			time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
+			time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond) // back off, as a client would
 			continue
 		}
 		l.sendOps.Add(1)
-		time.Sleep(time.Duration(rand.IntN(10)) * time.Millisecond)
+		time.Sleep(time.Duration(rand.IntN(10)) * time.Millisecond) // think time: the load's pace, not a wait
 	}
 }
 
@@ -521,12 +539,12 @@ func (l *load) restConsumer(name string) {
 		cancel()
 		if err != nil {
 			l.countErr(restErrKind(err), err)
-			time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
+			time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond) // back off, as a client would
 			continue
 		}
 		l.readOps.Add(1)
 		if n == 0 {
-			time.Sleep(30 * time.Millisecond)
+			time.Sleep(30 * time.Millisecond) // the queue is empty: poll again a little later
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"mqstack/internal/testenv"
 )
 
 // TestGracefulShutdownUnderLoad: Shutdown (what SIGTERM runs) while 32
@@ -53,15 +55,28 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(3 * time.Second)
+	// Shut down once the load is in full swing and every slow client is in
+	// its loop of transactions (so some are open at shutdown).
+	testenv.WaitFor(t, 60*time.Second, "200 acknowledged sends and 16 slow transactions committed", func() bool {
+		acked, _ := l.led.progress()
+		return acked >= 200 && committed.Load() >= 16
+	})
 
 	now := time.Now()
 	shutdownAt.Store(&now)
 	done := make(chan time.Duration, 1)
 	go func() { done <- e.shutdown(shutdownTimeout) }()
 
-	// New connections are refused with a clear error.
-	time.Sleep(100 * time.Millisecond)
+	// New connections are refused with a clear error once Shutdown has
+	// closed the proxy's listener (its first step).
+	testenv.WaitFor(t, 5*time.Second, "Shutdown to close the proxy's listener", func() bool {
+		nc, err := net.DialTimeout("tcp", e.st.ProxyAddr(), time.Second)
+		if err != nil {
+			return true
+		}
+		nc.Close()
+		return false
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	_, err := pgx.Connect(ctx, e.connString())
 	cancel()
@@ -129,7 +144,7 @@ func (w *worker) slowTx(ctx context.Context, shutdownAt *atomic.Pointer[time.Tim
 			return began, err
 		}
 		if i == 0 {
-			time.Sleep(300 * time.Millisecond)
+			time.Sleep(300 * time.Millisecond) // a slow transaction, open when Shutdown comes: what is tested
 		}
 	}
 	if _, err := c.Exec(ctx, "COMMIT"); err != nil {
