@@ -35,8 +35,9 @@ type Observation struct {
 	Queue    string        // queue or routing key; "_none" for listings and calls on every queue
 	Outcome  string        // ok, error or denied
 	Latency  time.Duration // from the statement's arrival to its completion; 0 when denied
-	// Counted: the call succeeded as the only call of its statement, so
-	// Rows and Messages are its own; otherwise it counts as a call only.
+	// Counted: the call succeeded as the only call of its statement (or of
+	// its part of a multi-statement query), so Rows and Messages are its
+	// own; otherwise it counts as a call only.
 	Counted bool
 	Rows    int // result rows
 	// Messages the call moved: its rows, less the false rows of delete and
