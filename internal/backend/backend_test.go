@@ -25,7 +25,9 @@ func newManager(t *testing.T, tweak func(*configs.PoolConfig)) (*Manager, *pgemb
 	cl := testenv.Cluster(t)
 	pc := configs.Default().Pool
 	pc.Size = 2
-	pc.CheckoutTimeout = 300 * time.Millisecond
+	// Long enough for a new backend login on a loaded machine; the tests of
+	// timeouts shorten it for the checkout that must time out only.
+	pc.CheckoutTimeout = 10 * time.Second
 	if tweak != nil {
 		tweak(&pc)
 	}
@@ -77,7 +79,7 @@ func TestAcquireLogsInAsRole(t *testing.T) {
 }
 
 func TestCheckoutTimeoutAndReload(t *testing.T) {
-	m, _ := newManager(t, nil)
+	m, _ := newManager(t, func(p *configs.PoolConfig) { p.CheckoutTimeout = 300 * time.Millisecond })
 	ctx := context.Background()
 	a, err := m.Acquire(ctx, key, "")
 	if err != nil {
@@ -95,6 +97,7 @@ func TestCheckoutTimeoutAndReload(t *testing.T) {
 	// A reload to size 3 makes room without dropping a or b.
 	cfg := m.Config()
 	cfg.Size = 3
+	cfg.CheckoutTimeout = 10 * time.Second
 	if err := m.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +130,9 @@ func TestShareLimit(t *testing.T) {
 // holder still gets a connection. A reload that grows the pool grows the
 // share, and waiting checkouts see it.
 func TestHolderShare(t *testing.T) {
-	m, _ := newManager(t, func(p *configs.PoolConfig) { p.Size = 4; p.MaxShare = 0.5 })
+	m, _ := newManager(t, func(p *configs.PoolConfig) {
+		p.Size, p.MaxShare, p.CheckoutTimeout = 4, 0.5, 300*time.Millisecond
+	})
 	ctx := context.Background()
 	a1, err := m.Acquire(ctx, key, "a")
 	if err != nil {
@@ -150,6 +155,12 @@ func TestHolderShare(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("message %q lacks %q", err, want)
 		}
+	}
+	// From here on checkouts must succeed: give them time for a login.
+	long := m.Config()
+	long.CheckoutTimeout = 10 * time.Second
+	if err := m.Reload(long); err != nil {
+		t.Fatal(err)
 	}
 	b, err := m.Acquire(ctx, key, "b")
 	if err != nil {
