@@ -23,106 +23,114 @@ func shapeKey(sql string) (key string, ok bool) {
 	last := 0 // sql[last:i] is still to be copied into b
 	for i := 0; i < len(sql); {
 		c := sql[i]
+		var next int
 		switch {
 		case c == '\'':
-			j := i + 1
-			for ; j < len(sql); j++ {
-				if sql[j] == '\\' {
-					return "", false
-				}
-				if sql[j] == '\'' {
-					if j+1 < len(sql) && sql[j+1] == '\'' {
-						j++
-						continue
-					}
-					break
-				}
-			}
-			if j >= len(sql) {
-				return "", false
-			}
-			i = j + 1
+			next = skipQuoted(sql, i, '\'')
 		case c == '"':
-			j := i + 1
-			for ; j < len(sql); j++ {
-				if sql[j] == '"' {
-					if j+1 < len(sql) && sql[j+1] == '"' {
-						j++
-						continue
-					}
-					break
-				}
+			next = skipQuoted(sql, i, '"')
+			if next > 0 && pgmqName(sql[i+1:next-1]) {
+				next = -1
 			}
-			if j >= len(sql) || pgmqName(sql[i+1:j]) {
-				return "", false
-			}
-			i = j + 1
 		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
-			for i < len(sql) && sql[i] != '\n' {
-				i++
+			next = i
+			for next < len(sql) && sql[next] != '\n' {
+				next++
 			}
 		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
-			return "", false
+			next = -1
 		case c == '$':
-			j := i + 1
-			for j < len(sql) && isDigit(sql[j]) {
-				j++
+			next = i + 1
+			for next < len(sql) && isDigit(sql[next]) {
+				next++
 			}
-			if j == i+1 {
-				return "", false // a dollar quote
+			if next == i+1 {
+				next = -1 // a dollar quote
 			}
-			i = j
 		case isIdentStart(c):
-			j := i + 1
-			for j < len(sql) && isIdentChar(sql[j]) {
-				j++
+			next = i + 1
+			for next < len(sql) && isIdentChar(sql[next]) {
+				next++
 			}
-			if pgmqIdent(sql[i:j]) {
-				return "", false
+			if pgmqIdent(sql[i:next]) {
+				next = -1
 			}
-			i = j
 		case isDigit(c) || c == '.' && i+1 < len(sql) && isDigit(sql[i+1]):
-			j := i
-			for j < len(sql) && isDigit(sql[j]) {
-				j++
-			}
-			if j < len(sql) && sql[j] == '.' {
-				j++
-				for j < len(sql) && isDigit(sql[j]) {
-					j++
-				}
-			}
-			if j < len(sql) && (sql[j] == 'e' || sql[j] == 'E') {
-				k := j + 1
-				if k < len(sql) && (sql[k] == '+' || sql[k] == '-') {
-					k++
-				}
-				if k < len(sql) && isDigit(sql[k]) {
-					for k < len(sql) && isDigit(sql[k]) {
-						k++
-					}
-					j = k
-				}
-			}
-			if j < len(sql) && (isIdentChar(sql[j]) || sql[j] == '.') {
-				return "", false
+			if next = numberEnd(sql, i); next < 0 {
+				break
 			}
 			if b.Len() == 0 {
 				b.Grow(len(sql))
 			}
 			b.WriteString(sql[last:i])
 			b.WriteByte('0')
-			last, replaced = j, true
-			i = j
+			last, replaced = next, true
 		default:
-			i++
+			next = i + 1
 		}
+		if next < 0 {
+			return "", false
+		}
+		i = next
 	}
 	if !replaced {
 		return "", false
 	}
 	b.WriteString(sql[last:])
 	return b.String(), true
+}
+
+// skipQuoted returns the index after the string or quoted identifier that
+// starts at sql[i] (quote doubled inside), or -1 when it is not closed or,
+// for strings, holds a backslash (the scan does not follow escapes).
+func skipQuoted(sql string, i int, quote byte) int {
+	for j := i + 1; j < len(sql); j++ {
+		switch sql[j] {
+		case '\\':
+			if quote == '\'' {
+				return -1
+			}
+		case quote:
+			if j+1 < len(sql) && sql[j+1] == quote {
+				j++
+				continue
+			}
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// numberEnd returns the index after the numeric literal at sql[i], or -1
+// when the number runs into a letter, underscore or dot (1_000, 0x1F, 1abc:
+// forms the scan does not follow).
+func numberEnd(sql string, i int) int {
+	j := i
+	for j < len(sql) && isDigit(sql[j]) {
+		j++
+	}
+	if j < len(sql) && sql[j] == '.' {
+		j++
+		for j < len(sql) && isDigit(sql[j]) {
+			j++
+		}
+	}
+	if j < len(sql) && (sql[j] == 'e' || sql[j] == 'E') {
+		k := j + 1
+		if k < len(sql) && (sql[k] == '+' || sql[k] == '-') {
+			k++
+		}
+		if k < len(sql) && isDigit(sql[k]) {
+			for k < len(sql) && isDigit(sql[k]) {
+				k++
+			}
+			j = k
+		}
+	}
+	if j < len(sql) && (isIdentChar(sql[j]) || sql[j] == '.') {
+		return -1
+	}
+	return j
 }
 
 func pgmqName(name string) bool {
