@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/puddle/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -158,12 +157,6 @@ func (m *Manager) Config() configs.PoolConfig {
 	return m.cfg
 }
 
-// ShareLimit is how many connections of a pool of size one holder may have
-// checked out at once: max_share of it, rounded down, and at least one.
-func ShareLimit(size int, maxShare float64) int {
-	return max(1, int(maxShare*float64(size)))
-}
-
 // Acquire checks out a connection of key's pool for holder, waiting at most
 // pool.checkout_timeout (then *CheckoutTimeoutError). holder identifies the
 // token the connection is for: no holder may have more than its share
@@ -263,92 +256,6 @@ func (m *Manager) checkout(ctx context.Context, key Key, cfg configs.PoolConfig,
 		p.checkoutWait.Observe(time.Since(start).Seconds())
 		return c, nil
 	}
-}
-
-// reserve counts one more connection for holder, waiting (under the
-// context timer returns) while holder has its share of the pool checked
-// out. On the timer's deadline it returns a *CheckoutTimeoutError with the
-// share fields set (the caller fills in Key and Timeout).
-func (p *pool) reserve(ctx context.Context, timer func() context.Context, holder string) error {
-	p.hmu.Lock()
-	for {
-		n := p.held[holder]
-		if n < p.limit {
-			p.held[holder] = n + 1
-			p.hmu.Unlock()
-			return nil
-		}
-		if p.freed == nil {
-			p.freed = make(chan struct{})
-		}
-		freed := p.freed
-		p.hmu.Unlock()
-		tctx := timer()
-		p.m.mu.Lock()
-		p.waiting++
-		p.m.mu.Unlock()
-		var timedOut bool
-		select {
-		case <-freed:
-		case <-tctx.Done():
-			timedOut = true
-		}
-		p.m.mu.Lock()
-		p.waiting--
-		size, share := p.size, p.m.cfg.MaxShare
-		p.m.mu.Unlock()
-		if timedOut {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return &CheckoutTimeoutError{Size: size, Holder: holder, Held: n, MaxShare: share}
-		}
-		p.hmu.Lock()
-	}
-}
-
-// setLimit applies a pool size or share change; waiting checkouts look
-// again. m.mu is held.
-func (p *pool) setLimit(size int, maxShare float64) {
-	p.hmu.Lock()
-	defer p.hmu.Unlock()
-	p.limit = ShareLimit(size, maxShare)
-	if p.freed != nil {
-		close(p.freed)
-		p.freed = nil
-	}
-}
-
-// unreserve gives back one connection of holder's share.
-func (p *pool) unreserve(holder string) {
-	p.hmu.Lock()
-	defer p.hmu.Unlock()
-	n := p.held[holder]
-	switch {
-	case n <= 0:
-		panic("BUG: a share released that was not reserved")
-	case n == 1:
-		delete(p.held, holder)
-	default:
-		p.held[holder] = n - 1
-	}
-	if p.freed != nil {
-		close(p.freed)
-		p.freed = nil
-	}
-}
-
-// Held is how many connections of key's pool holder has checked out.
-func (m *Manager) Held(key Key, holder string) int {
-	m.mu.Lock()
-	p := m.pools[key]
-	m.mu.Unlock()
-	if p == nil {
-		return 0
-	}
-	p.hmu.Lock()
-	defer p.hmu.Unlock()
-	return p.held[holder]
 }
 
 func (m *Manager) pool(key Key) (*pool, *puddle.Pool[*Conn], error) {
@@ -490,63 +397,4 @@ func (m *Manager) Close() {
 		p.Close()
 	}
 	m.wg.Wait()
-}
-
-func (m *Manager) healthLoop() {
-	defer m.wg.Done()
-	for {
-		period := m.Config().HealthCheckPeriod
-		select {
-		case <-m.stop:
-			return
-		case <-time.After(period):
-		}
-		m.checkIdle(period)
-	}
-}
-
-// checkIdle closes idle connections past idle_timeout or max_lifetime and
-// pings those idle for more than a period.
-func (m *Manager) checkIdle(period time.Duration) {
-	cfg := m.Config()
-	m.mu.Lock()
-	var pools []*pool
-	for _, p := range m.pools {
-		pools = append(pools, p)
-	}
-	m.mu.Unlock()
-	for _, p := range pools {
-		m.mu.Lock()
-		pp := p.p
-		m.mu.Unlock()
-		for _, res := range pp.AcquireAllIdle() {
-			c := res.Value()
-			switch {
-			case cfg.IdleTimeout > 0 && res.IdleDuration() > cfg.IdleTimeout:
-				m.closed(p.key, "idle")
-				res.Destroy()
-			case m.expired(c):
-				m.closed(p.key, "lifetime")
-				res.Destroy()
-			case res.IdleDuration() > period && !m.ping(c):
-				m.closed(p.key, "health")
-				res.Destroy()
-			default:
-				res.ReleaseUnused()
-			}
-		}
-	}
-}
-
-func (m *Manager) ping(c *Conn) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Exec(ctx, ";"); err != nil {
-		var pe *pgconn.PgError
-		if !errors.As(err, &pe) {
-			m.log.Warn("backend health check failed", zap.Stringer("pool", c.Key), zap.Error(err))
-		}
-		return false
-	}
-	return !c.broken.Load()
 }
