@@ -250,9 +250,7 @@ func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool
 	drain := quiet && m.TxStatus == 'I' && !gone && s.srv.isDraining()
 	if detach {
 		s.backend.conn = nil
-		if c.UnnamedOwner == s {
-			c.UnnamedOwner = nil
-		}
+		c.ForgetUnnamedOf(s)
 	}
 	s.mu.Unlock()
 	if detach {

@@ -120,7 +120,7 @@ func BenchmarkBindRewrite(b *testing.B) {
 	st.class = router.Classify(sql)
 	st.bindAuth = boundTargets(st.class)
 	s := &session{stmts: statements{named: map[string]*stmt{"stmtcache_1": st}}, backend: attachment{conn: c, open: true}}
-	c.Stmts.Add(st.backendName)
+	c.Stmts().Add(st.backendName)
 	payload := make([]byte, 1024)
 	bind := &pgproto3.Bind{Parameters: [][]byte{[]byte("orders"), payload}, ResultFormatCodes: []int16{1}}
 	b.ReportAllocs()

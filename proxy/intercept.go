@@ -30,10 +30,10 @@ func (it *intercept) apply(s *session, c *backend.Conn) {
 	switch {
 	case it.dealloc != nil:
 		s.ensurePreparedLocked(c, it.dealloc)
-		c.Stmts.Remove(it.dealloc.backendName)
+		c.Stmts().Remove(it.dealloc.backendName)
 	case it.all:
-		c.Stmts.Clear()
-		c.UnnamedOwner = nil
+		c.Stmts().Clear()
+		c.ForgetUnnamed()
 	}
 }
 
@@ -163,11 +163,11 @@ func (s *session) deallocateParse(cls *router.Statement, m *pgproto3.Parse) (*de
 func (d *deallocation) applyLocked(s *session, c *backend.Conn) {
 	if d.all {
 		s.stmts.forgetNamed()
-		c.Stmts.Clear()
+		c.Stmts().Clear()
 		return
 	}
 	s.ensurePreparedLocked(c, d.target)
-	c.Stmts.Remove(d.target.backendName)
+	c.Stmts().Remove(d.target.backendName)
 	if s.stmts.named[d.name] == d.target {
 		delete(s.stmts.named, d.name)
 	}

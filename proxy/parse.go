@@ -75,7 +75,7 @@ func (s *session) parseStatement(m *pgproto3.Parse) (*stmt, error) {
 func (s *session) parseUnnamedLocked(c *backend.Conn, m *pgproto3.Parse, st *stmt) {
 	s.stmts.unnamed = st
 	s.stmts.unnamedGen++
-	c.UnnamedOwner, c.UnnamedGen = s, s.stmts.unnamedGen
+	c.SetUnnamed(s, s.stmts.unnamedGen)
 	s.backend.push(pqEntry{action: pqPass, st: st, unnamed: true, own: true})
 	c.Frontend().Send(m)
 }
@@ -85,12 +85,12 @@ func (s *session) parseUnnamedLocked(c *backend.Conn, m *pgproto3.Parse, st *stm
 // the answer still comes in order.
 func (s *session) parseNamedLocked(c *backend.Conn, name string, st *stmt) {
 	s.stmts.named[name] = st
-	if c.Stmts.Has(st.backendName) {
+	if c.Stmts().Has(st.backendName) {
 		s.backend.push(pqEntry{action: pqAsParse, client: name, st: st})
 		c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
 		return
 	}
-	c.Stmts.Add(st.backendName)
+	c.Stmts().Add(st.backendName)
 	s.backend.push(pqEntry{action: pqPass, created: st.backendName, client: name, st: st})
 	c.Frontend().Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
 }

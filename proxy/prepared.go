@@ -62,13 +62,13 @@ func (s *session) settleLocked(c *backend.Conn) {
 	for ; i < len(s.backend.parseq) && s.backend.parseq[i].cycle < done; i++ {
 		e := s.backend.parseq[i]
 		if e.created != "" {
-			c.Stmts.Remove(e.created)
+			c.Stmts().Remove(e.created)
 		}
 		if e.client != "" && s.stmts.named[e.client] == e.st {
 			delete(s.stmts.named, e.client)
 		}
 		if e.unnamed {
-			c.UnnamedOwner = nil
+			c.ForgetUnnamed()
 			if e.own && s.stmts.unnamed == e.st {
 				s.stmts.unnamed = nil
 			}
@@ -81,10 +81,10 @@ func (s *session) settleLocked(c *backend.Conn) {
 // ensurePreparedLocked makes st exist on c before a Bind or Describe uses
 // it, preparing it (answer dropped) when c lacks it.
 func (s *session) ensurePreparedLocked(c *backend.Conn, st *stmt) {
-	if c.Stmts.Has(st.backendName) {
+	if c.Stmts().Has(st.backendName) {
 		return
 	}
-	c.Stmts.Add(st.backendName)
+	c.Stmts().Add(st.backendName)
 	s.backend.push(pqEntry{action: pqDrop, created: st.backendName})
 	c.Frontend().Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
 	s.backend.pending += len(st.query)
@@ -93,10 +93,10 @@ func (s *session) ensurePreparedLocked(c *backend.Conn, st *stmt) {
 // ensureUnnamedLocked makes the client's unnamed statement the one c holds.
 func (s *session) ensureUnnamedLocked(c *backend.Conn) {
 	u := s.stmts.unnamed
-	if u == nil || c.UnnamedOwner == s && c.UnnamedGen == s.stmts.unnamedGen {
+	if u == nil || c.HoldsUnnamed(s, s.stmts.unnamedGen) {
 		return
 	}
-	c.UnnamedOwner, c.UnnamedGen = s, s.stmts.unnamedGen
+	c.SetUnnamed(s, s.stmts.unnamedGen)
 	s.backend.push(pqEntry{action: pqDrop, st: u, unnamed: true})
 	c.Frontend().Send(&pgproto3.Parse{Query: u.query, ParameterOIDs: u.oids})
 	s.backend.pending += len(u.query)
@@ -108,7 +108,7 @@ func (s *session) startCycleLocked(c *backend.Conn) {
 	if s.backend.open {
 		return
 	}
-	for _, name := range c.Stmts.TakePending() {
+	for _, name := range c.Stmts().TakePending() {
 		s.backend.push(pqEntry{action: pqDrop})
 		c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: name})
 	}

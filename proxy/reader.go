@@ -102,9 +102,7 @@ func (s *session) popAnswer() pqAction {
 // statements or settings of the proxy's any more, and the session's state is
 // gone, so it needs no pin. s.mu is held.
 func (s *session) discardedLocked(c *backend.Conn) {
-	c.Stmts.Clear()
-	clear(c.Applied)
-	c.UnnamedOwner = nil
+	c.ForgetSessionState()
 	s.settings.discarding = true
 	s.stmts.forgetNamed() // DISCARD ALL deallocates the client's statements too
 	s.settings.reset()

@@ -61,16 +61,17 @@ func (w *wantedSettings) differ(c *backend.Conn) bool {
 			if c.Params[name] != v {
 				return true
 			}
-		} else if cur, ok := c.Applied[name]; !ok || cur != v {
+		} else if cur, ok := c.AppliedValue(name); !ok || cur != v {
 			return true
 		}
 	}
-	for name := range c.Applied {
-		if _, ok := w.want[name]; !ok {
-			return true
-		}
-	}
-	return false
+	extra := false
+	c.RangeApplied(func(name, _ string) bool {
+		_, ok := w.want[name]
+		extra = !ok
+		return ok
+	})
+	return extra
 }
 
 // apply makes c's settings those the client wants: reported ones compared
@@ -83,15 +84,16 @@ func (w *wantedSettings) apply(ctx context.Context, c *backend.Conn) error {
 			if c.Params[name] != v {
 				set[name] = v
 			}
-		} else if cur, ok := c.Applied[name]; !ok || cur != v {
+		} else if cur, ok := c.AppliedValue(name); !ok || cur != v {
 			set[name] = v
 		}
 	}
-	for name := range c.Applied {
+	c.RangeApplied(func(name, _ string) bool {
 		if _, ok := w.want[name]; !ok {
 			reset = append(reset, name)
 		}
-	}
+		return true
+	})
 	return c.Apply(ctx, set, reset, func(n string) bool { return !isReported(n) })
 }
 

@@ -204,7 +204,7 @@ func (s *session) backendStatementLocked(c *backend.Conn, name string, closing b
 	case refUnnamed:
 		if closing {
 			s.stmts.unnamed = nil
-			c.UnnamedOwner = nil
+			c.ForgetUnnamed()
 			return ""
 		}
 		if st == nil {

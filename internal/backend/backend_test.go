@@ -59,8 +59,8 @@ func TestAcquireLogsInAsRole(t *testing.T) {
 		func(n string) bool { return n == "search_path" }); err != nil {
 		t.Fatal(err)
 	}
-	if c.Params["TimeZone"] != "UTC" || c.Applied["search_path"] != "pg_catalog" {
-		t.Fatalf("after Apply: %v %v", c.Params, c.Applied)
+	if c.Params["TimeZone"] != "UTC" || c.applied["search_path"] != "pg_catalog" {
+		t.Fatalf("after Apply: %v %v", c.Params, c.applied)
 	}
 	err = c.Exec(ctx, "SELECT * FROM no_such_table")
 	var pe *pgconn.PgError

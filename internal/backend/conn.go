@@ -27,17 +27,18 @@ type Conn struct {
 	// Params are the values the backend last reported with ParameterStatus.
 	// Whoever drives Frontend() must keep them current (Observe).
 	Params map[string]string
-	// Applied are unreported settings (search_path, options -c ...) the
-	// proxy set on the connection, so they can be reset or replaced.
-	Applied map[string]string
-	// Stmts are the statements the proxy prepared on the connection.
-	Stmts *StmtCache
 	// TxStatus is the status of the last ReadyForQuery: 'I', 'T' or 'E'.
 	TxStatus byte
-	// UnnamedOwner and UnnamedGen identify which client's unnamed statement
-	// the connection holds (nil: none the proxy knows of).
-	UnnamedOwner any
-	UnnamedGen   uint64
+
+	// applied are unreported settings (search_path, options -c ...) the
+	// proxy set on the connection, so they can be reset or replaced.
+	applied map[string]string
+	// stmts are the statements the proxy prepared on the connection.
+	stmts *StmtCache
+	// unnamedOwner and unnamedGen identify which client's unnamed
+	// statement the connection holds (nil: none the proxy knows of).
+	unnamedOwner any
+	unnamedGen   uint64
 
 	fe      *pgproto3.Frontend
 	nc      net.Conn
@@ -265,11 +266,11 @@ func (c *Conn) Apply(ctx context.Context, set map[string]string, reset []string,
 	}
 	for name, val := range set {
 		if unreported(name) {
-			c.Applied[name] = val
+			c.applied[name] = val
 		}
 	}
 	for _, name := range reset {
-		delete(c.Applied, name)
+		delete(c.applied, name)
 	}
 	return nil
 }
@@ -294,34 +295,53 @@ func (c *Conn) Discard(ctx context.Context) error {
 	return c.Exec(ctx, "DISCARD ALL")
 }
 
+// Stmts are the statements the proxy prepared on the connection (its LRU).
+func (c *Conn) Stmts() *StmtCache { return c.stmts }
+
+// AppliedValue is the value the proxy applied for an unreported setting.
+func (c *Conn) AppliedValue(name string) (string, bool) {
+	v, ok := c.applied[name]
+	return v, ok
+}
+
+// RangeApplied calls fn for each setting the proxy applied, until fn
+// returns false.
+func (c *Conn) RangeApplied(fn func(name, value string) bool) {
+	for name, v := range c.applied {
+		if !fn(name, v) {
+			return
+		}
+	}
+}
+
 // ForgetSessionState forgets what the proxy knew of the connection's
 // session state (its statements, applied settings and unnamed statement),
 // after a DISCARD ALL.
 func (c *Conn) ForgetSessionState() {
-	c.Stmts.Clear()
-	clear(c.Applied)
-	c.UnnamedOwner = nil
+	c.stmts.Clear()
+	clear(c.applied)
+	c.unnamedOwner = nil
 }
 
 // SetUnnamed records that the connection's unnamed statement is owner's,
 // as owner knew it at generation gen.
-func (c *Conn) SetUnnamed(owner any, gen uint64) { c.UnnamedOwner, c.UnnamedGen = owner, gen }
+func (c *Conn) SetUnnamed(owner any, gen uint64) { c.unnamedOwner, c.unnamedGen = owner, gen }
 
 // HoldsUnnamed reports whether the connection's unnamed statement is
 // owner's at generation gen, so that owner need not parse it again.
 func (c *Conn) HoldsUnnamed(owner any, gen uint64) bool {
-	return c.UnnamedOwner == owner && c.UnnamedGen == gen
+	return c.unnamedOwner == owner && c.unnamedGen == gen
 }
 
 // ForgetUnnamed records that the unnamed statement is nobody's the proxy
 // knows of: it was replaced or closed.
-func (c *Conn) ForgetUnnamed() { c.UnnamedOwner = nil }
+func (c *Conn) ForgetUnnamed() { c.unnamedOwner = nil }
 
 // ForgetUnnamedOf forgets the unnamed statement if it is owner's (owner's
 // own is gone).
 func (c *Conn) ForgetUnnamedOf(owner any) {
-	if c.UnnamedOwner == owner {
-		c.UnnamedOwner = nil
+	if c.unnamedOwner == owner {
+		c.unnamedOwner = nil
 	}
 }
 
@@ -426,7 +446,7 @@ func dial(ctx context.Context, b configs.BackendConfig, key Key, pw password, ma
 	c := &Conn{
 		Key:      key,
 		Params:   map[string]string{},
-		Applied:  map[string]string{},
+		applied:  map[string]string{},
 		TxStatus: hc.TxStatus,
 		fe:       fe,
 		nc:       hc.Conn,

@@ -251,7 +251,7 @@ func (m *Manager) checkout(ctx context.Context, key Key, cfg configs.PoolConfig,
 			res.Destroy()
 			continue
 		}
-		c.Stmts.SetCap(cfg.StatementCacheSize)
+		c.stmts.SetCap(cfg.StatementCacheSize)
 		p.checkoutOK.Inc()
 		p.checkoutWait.Observe(time.Since(start).Seconds())
 		return c, nil
@@ -297,7 +297,7 @@ func (m *Manager) newPuddle(p *pool, size int) (*puddle.Pool[*Conn], error) {
 			if err != nil {
 				return nil, err
 			}
-			c.Stmts = NewStmtCache(m.Config().StatementCacheSize)
+			c.stmts = NewStmtCache(m.Config().StatementCacheSize)
 			c.pool = p
 			return c, nil
 		},
