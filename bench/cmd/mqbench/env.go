@@ -83,6 +83,10 @@ proxy:
 pool:
   size: %d
   checkout_timeout: 60s
+  # Every bench client uses one token; PgBouncer has no per-token share of
+  # its pool, so mqstack's (pool.max_share, default 0.5) is lifted to compare
+  # like with like.
+  max_share: 1
 rest:
   listen: 127.0.0.1:%d
 metrics:
