@@ -23,6 +23,12 @@ func (b BackendPools) Acquire(ctx context.Context, role, holder string) (Conn, e
 	if err != nil {
 		return nil, err
 	}
+	// The proxy's clients leave their replayed settings on a backend (its
+	// next client gets its own put on): a REST call runs on the login's.
+	if err := c.ResetToLogin(ctx); err != nil {
+		c.Release()
+		return nil, err
+	}
 	return backendConn{c}, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -249,19 +250,32 @@ func (c *Conn) Apply(ctx context.Context, set map[string]string, reset []string,
 		return nil
 	}
 	var b strings.Builder
+	// The previous holder's statement_timeout bounds every statement here,
+	// so it is changed first: the statements after it run under the new one.
+	if v, ok := set["statement_timeout"]; ok {
+		fmt.Fprintf(&b, "SELECT pg_catalog.set_config('statement_timeout', %s, false);", quoteLiteral(v))
+	} else if slices.Contains(reset, "statement_timeout") {
+		b.WriteString("RESET statement_timeout;")
+	}
 	for name, val := range set {
 		if !ValidSettingName(name) {
 			return fmt.Errorf("BUG: setting name %q not validated", name)
 		}
-		fmt.Fprintf(&b, "SELECT pg_catalog.set_config(%s, %s, false);", quoteLiteral(name), quoteLiteral(val))
+		if name != "statement_timeout" {
+			fmt.Fprintf(&b, "SELECT pg_catalog.set_config(%s, %s, false);", quoteLiteral(name), quoteLiteral(val))
+		}
 	}
 	for _, name := range reset {
 		if !ValidSettingName(name) {
 			return fmt.Errorf("BUG: setting name %q not validated", name)
 		}
-		fmt.Fprintf(&b, "RESET %s;", name)
+		if name != "statement_timeout" {
+			fmt.Fprintf(&b, "RESET %s;", name)
+		}
 	}
 	if err := c.Exec(ctx, b.String()); err != nil {
+		// Which settings took is unknown: the connection is not reused.
+		c.broken.Store(true)
 		return err
 	}
 	for name, val := range set {
@@ -273,6 +287,31 @@ func (c *Conn) Apply(ctx context.Context, set map[string]string, reset []string,
 		delete(c.applied, name)
 	}
 	return nil
+}
+
+// loginSettable are the reported settings a client can change.
+var loginSettable = []string{"application_name", "client_encoding", "DateStyle", "IntervalStyle", "TimeZone",
+	"standard_conforming_strings", "default_transaction_read_only"}
+
+// ResetToLogin gives the connection the settings of its login, for a holder
+// that sets none of its own (REST): whatever the proxy applied for a client
+// is reset and the reported settings a client changed are set back. It
+// costs a round trip only when something differs.
+func (c *Conn) ResetToLogin(ctx context.Context) error {
+	var set map[string]string
+	for _, name := range loginSettable {
+		if v, ok := c.login[name]; ok && c.Params[name] != v {
+			if set == nil {
+				set = map[string]string{}
+			}
+			set[name] = v
+		}
+	}
+	var reset []string
+	for name := range c.applied {
+		reset = append(reset, name)
+	}
+	return c.Apply(ctx, set, reset, func(string) bool { return false })
 }
 
 // quoteLiteral quotes s as an E” literal, safe whatever
