@@ -39,7 +39,7 @@ func TestTokenShareOfPool(t *testing.T) {
 	h := newHarness(t, func(p *configs.ProxyConfig, pool *configs.PoolConfig) {
 		pool.Size = 4
 		pool.MaxShare = 0.5
-		pool.CheckoutTimeout = 500 * time.Millisecond
+		pool.CheckoutTimeout = 2 * time.Second // long enough for a login on a loaded machine
 	})
 	ctx := ctxT(t, 60*time.Second)
 	tok := testenv.Token(t, testSecret, auth.MintOptions{})

@@ -27,7 +27,7 @@ func TestBackendPoolsTokenShare(t *testing.T) {
 	pool := configs.Default().Pool
 	pool.Size = 4
 	pool.MaxShare = 0.5
-	pool.CheckoutTimeout = 500 * time.Millisecond
+	pool.CheckoutTimeout = 2 * time.Second // long enough for a login on a loaded machine
 	m, err := backend.NewManager(backend.Options{
 		Backends: []configs.BackendConfig{{Name: "main", Host: c.SocketDir(), Port: c.Port(),
 			Database: "postgres", SSLMode: "disable"}},

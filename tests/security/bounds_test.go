@@ -30,7 +30,7 @@ func TestStarvationAndBoundsFairShare(t *testing.T) {
 	e := newEnv(t, func(c *configs.Config) {
 		c.Pool.Size = 4
 		c.Pool.MaxShare = 0.5
-		c.Pool.CheckoutTimeout = time.Second
+		c.Pool.CheckoutTimeout = 2 * time.Second // long enough for a login on a loaded machine
 	})
 	tokA := mint(t, "a", []string{"send:" + v.orders + "*"}, nil)
 	tokB := mint(t, "b", []string{"send:" + v.orders + "*"}, nil)
