@@ -14,7 +14,7 @@ import (
 // token SessionDenial; for grant-limited tokens the statement_timeout
 // bound, which nothing they send may lift.
 func (s *session) checkStatement(cls *router.Statement) error {
-	if d := router.SessionDenial(cls); d != nil {
+	if d := cls.Session; d != nil {
 		return d
 	}
 	if !s.limited() {
@@ -24,7 +24,7 @@ func (s *session) checkStatement(cls *router.Statement) error {
 		return &router.Denial{Kind: p.Kind, Reason: "kind_not_allowed",
 			Detail: "DISCARD ALL would reset a pinned backend's statement_timeout under statements pipelined behind it; use UNLISTEN * and DEALLOCATE ALL"}
 	}
-	if !hasSets(cls) {
+	if !cls.HasSets {
 		return nil
 	}
 	if why := s.limitedSetDenial(cls); why != "" {

@@ -21,10 +21,10 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 	s.stmts.setPortal(m.DestinationPortal, p)
 	return s.withConn(kindExtended, "", func(c *backend.Conn) {
 		if st != nil && st.class != nil {
-			if st.class.Taints() {
+			if st.class.Taints {
 				s.backend.tainted = true
 			}
-			if hasSets(st.class) {
+			if st.class.HasSets {
 				s.noteSettingsLocked(st.class)
 			}
 		}
@@ -51,11 +51,11 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 // rows are read. A grant-limited token's Bind of a statement whose queues
 // are parameters is authorized here; a denial is counted and returned.
 func (s *session) bindPortal(st *stmt, m *pgproto3.Bind) (portal, error) {
-	if st == nil || st.class == nil || !hasCalls(st.class) {
+	if st == nil || st.class == nil || !st.class.HasCalls {
 		return portal{}, nil
 	}
 	filter := st.filter
-	if st.bindAuth && s.limited() {
+	if st.class.Bound && s.limited() {
 		var err error
 		if filter, err = s.authorizeBind(st, m); err != nil {
 			s.deny.bind = bindValues{m: m, oids: st.oids}

@@ -77,7 +77,7 @@ func noParams(int) (string, bool) { return "", false }
 // resolveQueues reads the bound queue names of st's calls from the Bind
 // being handled (nil when every queue is a literal).
 func (s *session) resolveQueues(st *stmt, m *pgproto3.Bind) []string {
-	if !st.bindAuth {
+	if !st.class.Bound {
 		return nil
 	}
 	s.deny.bind = bindValues{m: m, oids: st.oids}

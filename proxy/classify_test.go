@@ -67,7 +67,7 @@ func TestPinOf(t *testing.T) {
 		{"SELECT pgmq.send('q', '{}')", false},
 		{"INSERT INTO t VALUES (1)", false},
 	} {
-		if got := r.Classify(tc.sql).Taints(); got != tc.taints {
+		if got := r.Classify(tc.sql).Taints; got != tc.taints {
 			t.Errorf("Taints(%q) = %v, want %v", tc.sql, got, tc.taints)
 		}
 	}

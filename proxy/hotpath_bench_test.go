@@ -118,7 +118,6 @@ func BenchmarkBindRewrite(b *testing.B) {
 	const sql = "SELECT pgmq.send($1, $2::jsonb)"
 	st := newStmt(&pgproto3.Parse{Name: "stmtcache_1", Query: sql, ParameterOIDs: []uint32{25, 25}}, true)
 	st.class = router.Classify(sql)
-	st.bindAuth = boundTargets(st.class)
 	s := &session{stmts: statements{named: map[string]*stmt{"stmtcache_1": st}}, backend: attachment{conn: c, open: true}}
 	c.Stmts().Add(st.backendName)
 	payload := make([]byte, 1024)

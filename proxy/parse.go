@@ -57,11 +57,11 @@ func (s *session) parseStatement(m *pgproto3.Parse) (*stmt, error) {
 	}
 	dealloc, err := s.deallocateParse(class, m)
 	st := newStmt(m, m.Name != "")
-	st.class, st.bindAuth, st.dealloc = class, boundTargets(class), dealloc
+	st.class, st.dealloc = class, dealloc
 	if err == nil {
 		err = s.checkStatement(class)
 	}
-	if err == nil && s.limited() && !st.bindAuth {
+	if err == nil && s.limited() && !class.Bound {
 		st.filter, err = s.authorizeQuery(class)
 	}
 	if err == nil && m.Name != "" {

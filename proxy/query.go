@@ -39,7 +39,7 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 		return s.denyQuery(errorResponse(err, "ERROR", s.log))
 	}
 	var start time.Time
-	observed := filter || hasCalls(cls)
+	observed := filter || cls.HasCalls
 	if observed {
 		start = time.Now()
 	}
@@ -57,10 +57,10 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 	return s.withConn(kindQuery, pinOf(cls), func(c *backend.Conn) {
 		it.apply(s, c)
 		s.stmts.notePrepare(cls)
-		if cls.Taints() {
+		if cls.Taints {
 			s.backend.tainted = true
 		}
-		if hasSets(cls) {
+		if cls.HasSets {
 			s.noteSettingsLocked(cls)
 		}
 		if observed {

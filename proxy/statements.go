@@ -30,12 +30,11 @@ type stmt struct {
 	// backendName is the name on backend connections: a hash of the text and
 	// parameter types, so clients preparing the same statement share it.
 	backendName string
-	// class is the router's classification; bindAuth says the grant check
-	// waits for Bind (queue names are parameters); filter says its rows
-	// are filtered to listable queues (decided at Parse).
-	class    *router.Statement
-	bindAuth bool
-	filter   bool
+	// class is the router's classification (class.Bound: the grant check
+	// waits for Bind); filter says its rows are filtered to listable
+	// queues (decided at Parse).
+	class  *router.Statement
+	filter bool
 	// dealloc is set for a DEALLOCATE prepared with the extended protocol:
 	// what its Bind must make the proxy forget.
 	dealloc *deallocation

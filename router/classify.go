@@ -18,18 +18,18 @@ func Classify(sql string) *Statement {
 		// Postgres refuses it too, as a rule; where its grammar and the
 		// parser's differ the router cannot say what ran, so the backend
 		// is reset after it.
-		return &Statement{ParseError: err.Error(), Parts: []Part{{Kind: KindOther,
-			Uncertain: "the statement does not parse", Taints: true}}}
+		return summarized(&Statement{ParseError: err.Error(), Parts: []Part{{Kind: KindOther,
+			Uncertain: "the statement does not parse", Taints: true}}})
 	}
 	st := &Statement{}
 	if len(tree.Stmts) == 0 {
 		st.Parts = []Part{{Kind: KindEmpty}}
-		return st
+		return summarized(st)
 	}
 	for _, raw := range tree.Stmts {
 		st.Parts = append(st.Parts, classifyStmt(raw.Stmt))
 	}
-	return st
+	return summarized(st)
 }
 
 // classifyStmt names the statement's kind, then walks its whole tree for

@@ -125,12 +125,36 @@ type Part struct {
 	RegCast bool
 }
 
-// Statement is the classification of one query string.
+// Statement is the classification of one query string. It is shared
+// through the router's cache and never changes once made.
 type Statement struct {
 	Parts []Part
 	// ParseError is the parser's message when the text is not valid SQL;
 	// Postgres will reject it too, with its own error.
 	ParseError string
+
+	// What the proxy asks of every message of a statement, summed up once
+	// over the parts when it is classified (summarized):
+	Taints   bool    // some part may leave state the router cannot name
+	HasSets  bool    // some part is a SET or RESET
+	HasCalls bool    // some part calls pgmq functions
+	Bound    bool    // some call names its queue or pattern with a parameter, so grants wait for Bind
+	Session  *Denial // SessionDenial's answer, nil when every token may run it
+}
+
+// summarized fills st's summary from its parts.
+func summarized(st *Statement) *Statement {
+	for i := range st.Parts {
+		p := &st.Parts[i]
+		st.Taints = st.Taints || p.Taints
+		st.HasSets = st.HasSets || p.Kind == KindSet
+		st.HasCalls = st.HasCalls || len(p.Calls) > 0
+		for _, c := range p.Calls {
+			st.Bound = st.Bound || c.Target.Param > 0 || c.Pattern.Param > 0
+		}
+	}
+	st.Session = SessionDenial(st)
+	return st
 }
 
 // Uncertain returns the first reason a part is uncertain, or "".
@@ -150,16 +174,6 @@ func (s *Statement) Calls() []Call {
 		out = append(out, s.Parts[i].Calls...)
 	}
 	return out
-}
-
-// Taints reports whether some part may leave state the router cannot name.
-func (s *Statement) Taints() bool {
-	for i := range s.Parts {
-		if s.Parts[i].Taints {
-			return true
-		}
-	}
-	return false
 }
 
 // Pins returns the pin causes of the statement's parts, without duplicates.
