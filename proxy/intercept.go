@@ -19,21 +19,15 @@ import (
 // intercept is what interceptQuery decided for a statement that still goes
 // to the backend.
 type intercept struct {
-	query   string // rewritten text, "" to send the client's
-	dealloc *stmt  // a protocol statement being deallocated
-	all     bool   // DEALLOCATE ALL (or DISCARD ALL on a pinned backend)
+	query   string        // rewritten text, "" to send the client's
+	dealloc *deallocation // what a DEALLOCATE makes the proxy forget
 }
 
 // apply keeps the backend's record in step with the rewritten statement.
 // s.mu is held.
 func (it *intercept) apply(s *session, c *backend.Conn) {
-	switch {
-	case it.dealloc != nil:
-		s.ensurePreparedLocked(c, it.dealloc)
-		c.Stmts().Remove(it.dealloc.backendName)
-	case it.all:
-		c.Stmts().Clear()
-		c.ForgetUnnamed()
+	if it.dealloc != nil {
+		it.dealloc.applyLocked(s, c)
 	}
 }
 
@@ -42,8 +36,6 @@ func (it *intercept) apply(s *session, c *backend.Conn) {
 // client has its answer (err then is the write's error).
 func (s *session) interceptQuery(p *router.Part) (it intercept, handled bool, err error) {
 	switch {
-	case p.Kind == router.KindDeallocate && p.Name == "":
-		return s.deallocateAll()
 	case p.Kind == router.KindDeallocate:
 		return s.deallocate(p.Name)
 	case p.Kind == router.KindDiscard && p.Name == "all":
@@ -52,7 +44,7 @@ func (s *session) interceptQuery(p *router.Part) (it intercept, handled bool, er
 		// RESET ALL outside a transaction: the client's settings go back
 		// to those of its login, which its next backend gets.
 		s.mu.Lock()
-		s.noteSettingsLocked(&router.Statement{Parts: []router.Part{*p}})
+		s.settings.reset()
 		s.mu.Unlock()
 		return it, true, s.answer("RESET")
 	}
@@ -64,39 +56,33 @@ func (s *session) answer(tag string) error {
 	return s.client.write(true, &pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 }
 
-func (s *session) deallocateAll() (intercept, bool, error) {
-	s.mu.Lock()
-	s.stmts.forgetNamed()
-	attached := s.backend.conn != nil
-	s.mu.Unlock()
-	if !attached {
-		return intercept{}, true, s.answer("DEALLOCATE ALL")
-	}
-	// Inside a transaction (or pinned) the backend is the client's alone
-	// now: it may drop every statement there, as long as the proxy forgets
-	// them and prepares them again where others need them.
-	return intercept{query: "DEALLOCATE ALL", all: true}, false, nil
-}
-
+// deallocate answers a simple-query DEALLOCATE name|ALL ("" for ALL) of
+// the client's own statements: the proxy forgets them outside a
+// transaction; inside one (or pinned) the backend is the client's alone, and
+// the statement runs there on the backend names, the proxy forgetting what
+// it drops so it prepares them again where others need them.
 func (s *session) deallocate(name string) (intercept, bool, error) {
-	s.mu.Lock()
-	st := s.stmts.named[name]
-	delete(s.stmts.named, name)
-	attached := s.backend.conn != nil
-	own := s.backend.pinned != "" && s.stmts.sqlPrepared[name]
-	delete(s.stmts.sqlPrepared, name)
-	s.mu.Unlock()
+	d, own, err := s.deallocationOf(name)
 	switch {
-	case st != nil && !attached:
-		return intercept{}, true, s.answer("DEALLOCATE")
-	case st != nil:
-		return intercept{query: "DEALLOCATE " + st.backendName, dealloc: st}, false, nil
+	case err != nil:
+		return intercept{}, true, s.denyQuery(errorResponse(err, "ERROR", s.log))
 	case own:
+		s.mu.Lock()
+		delete(s.stmts.sqlPrepared, name)
+		s.mu.Unlock()
 		return intercept{}, false, nil // its own SQL PREPARE on its pinned backend
 	}
-	er := errorResponse(&Error{Severity: "ERROR", Code: pgerrcode.InvalidSQLStatementName,
-		Message: fmt.Sprintf("prepared statement %q does not exist", name)}, "ERROR", s.log)
-	return intercept{}, true, s.denyQuery(er)
+	s.mu.Lock()
+	if s.backend.conn != nil {
+		s.mu.Unlock()
+		return intercept{query: d.query(), dealloc: d}, false, nil
+	}
+	d.forgetLocked(s)
+	s.mu.Unlock()
+	if d.all {
+		return intercept{}, true, s.answer("DEALLOCATE ALL")
+	}
+	return intercept{}, true, s.answer("DEALLOCATE")
 }
 
 func (s *session) discardAll() (intercept, bool, error) {
@@ -118,7 +104,7 @@ func (s *session) discardAll() (intercept, bool, error) {
 	s.mu.Unlock()
 	// A pinned backend is the client's alone: DISCARD ALL resets it, and
 	// discardedLocked (at its CommandComplete) forgets the proxy's record.
-	return intercept{all: true}, false, nil
+	return intercept{}, false, nil
 }
 
 // deallocation is a DEALLOCATE sent with the extended protocol. It runs on
@@ -130,45 +116,68 @@ type deallocation struct {
 	target *stmt  // the client's statement at Parse
 }
 
+// deallocationOf resolves DEALLOCATE name|ALL ("" for ALL) against the
+// client's own statements: what to forget, or own when the name is a
+// pinned session's own SQL PREPARE (sent as it is), or 26000 for a name the
+// client never prepared, which would reach another client's statement on a
+// shared backend.
+func (s *session) deallocationOf(name string) (d *deallocation, own bool, err error) {
+	if name == "" {
+		return &deallocation{all: true}, false, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if target := s.stmts.named[name]; target != nil {
+		return &deallocation{name: name, target: target}, false, nil
+	}
+	if s.backend.pinned != "" && s.stmts.sqlPrepared[name] {
+		return nil, true, nil
+	}
+	return nil, false, &Error{Severity: "ERROR", Code: pgerrcode.InvalidSQLStatementName,
+		Message: fmt.Sprintf("prepared statement %q does not exist", name)}
+}
+
+// query is the DEALLOCATE the backend runs: of the backend name.
+func (d *deallocation) query() string {
+	if d.all {
+		return "DEALLOCATE ALL"
+	}
+	return "DEALLOCATE " + d.target.backendName
+}
+
 // deallocateParse rewrites the Parse of a one-statement DEALLOCATE (m is
-// changed in place) and says what its Binds must forget; it refuses a name
-// the client never prepared (26000), as it would reach another client's
-// statement on a shared backend.
+// changed in place) and says what its Binds must forget.
 func (s *session) deallocateParse(cls *router.Statement, m *pgproto3.Parse) (*deallocation, error) {
 	p := single(cls)
 	if p == nil || p.Kind != router.KindDeallocate {
 		return nil, nil
 	}
-	if p.Name == "" {
-		return &deallocation{all: true}, nil
+	d, _, err := s.deallocationOf(p.Name)
+	if d != nil && !d.all {
+		m.Query = d.query()
 	}
-	s.mu.Lock()
-	target := s.stmts.named[p.Name]
-	own := s.backend.pinned != "" && s.stmts.sqlPrepared[p.Name]
-	s.mu.Unlock()
-	switch {
-	case target != nil:
-		m.Query = "DEALLOCATE " + target.backendName
-		return &deallocation{name: p.Name, target: target}, nil
-	case own:
-		return nil, nil
-	}
-	return nil, &Error{Severity: "ERROR", Code: pgerrcode.InvalidSQLStatementName,
-		Message: fmt.Sprintf("prepared statement %q does not exist", p.Name)}
+	return d, err
 }
 
-// applyLocked forgets, at the Bind of a DEALLOCATE, what its Execute drops
-// on c (preparing the statement first when c lacks it, so the DEALLOCATE
-// finds it). s.mu is held.
-func (d *deallocation) applyLocked(s *session, c *backend.Conn) {
+// forgetLocked forgets the client's statements the DEALLOCATE drops.
+// s.mu is held.
+func (d *deallocation) forgetLocked(s *session) {
 	if d.all {
 		s.stmts.forgetNamed()
+	} else if s.stmts.named[d.name] == d.target {
+		delete(s.stmts.named, d.name)
+	}
+}
+
+// applyLocked forgets, where a DEALLOCATE runs on c, what it drops there
+// and of the client's statements (preparing the statement first when c
+// lacks it, so the DEALLOCATE finds it). s.mu is held.
+func (d *deallocation) applyLocked(s *session, c *backend.Conn) {
+	d.forgetLocked(s)
+	if d.all {
 		c.Stmts().Clear()
 		return
 	}
 	s.ensurePreparedLocked(c, d.target)
 	c.Stmts().Remove(d.target.backendName)
-	if s.stmts.named[d.name] == d.target {
-		delete(s.stmts.named, d.name)
-	}
 }
