@@ -135,11 +135,12 @@ var reportedParams = map[string]string{
 var replayedReported = []string{"application_name", "client_encoding", "DateStyle", "IntervalStyle",
 	"TimeZone", "standard_conforming_strings"}
 
-// clientReported are the reported settings a client can change: every
-// session wants each at a value, so whatever one client left on a backend
-// (default_transaction_read_only through a DO block, say) is set back
-// before the next one runs a statement.
-var clientReported = append([]string{"default_transaction_read_only"}, replayedReported...)
+// clientReported are the reported settings a client can change
+// (backend.ClientReported): every session wants each at a value, so
+// whatever one client left on a backend (default_transaction_read_only
+// through a DO block, say) is set back before the next one runs a
+// statement.
+var clientReported = backend.ClientReported
 
 // canonicalSetting is the name a setting is tracked under: the reported
 // spelling for reported settings, lower case for the rest.

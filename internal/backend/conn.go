@@ -289,8 +289,10 @@ func (c *Conn) Apply(ctx context.Context, set map[string]string, reset []string,
 	return nil
 }
 
-// loginSettable are the reported settings a client can change.
-var loginSettable = []string{"application_name", "client_encoding", "DateStyle", "IntervalStyle", "TimeZone",
+// ClientReported are the reported settings a client can change (by their
+// reported spelling): what the proxy keeps every session's wish for, and
+// what ResetToLogin sets back.
+var ClientReported = []string{"application_name", "client_encoding", "DateStyle", "IntervalStyle", "TimeZone",
 	"standard_conforming_strings", "default_transaction_read_only"}
 
 // ResetToLogin gives the connection the settings of its login, for a holder
@@ -299,7 +301,7 @@ var loginSettable = []string{"application_name", "client_encoding", "DateStyle",
 // costs a round trip only when something differs.
 func (c *Conn) ResetToLogin(ctx context.Context) error {
 	var set map[string]string
-	for _, name := range loginSettable {
+	for _, name := range ClientReported {
 		if v, ok := c.login[name]; ok && c.Params[name] != v {
 			if set == nil {
 				set = map[string]string{}
