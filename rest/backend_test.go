@@ -11,7 +11,6 @@ import (
 
 	"mqstack/auth"
 	"mqstack/configs"
-	"mqstack/internal/backend"
 	"mqstack/internal/testenv"
 )
 
@@ -21,14 +20,7 @@ func TestBackendPools(t *testing.T) {
 	c := cluster(t)
 	pool := configs.Default().Pool
 	pool.Size = 2
-	m, err := backend.NewManager(backend.Options{
-		Backends: []configs.BackendConfig{{Name: "main", Host: c.SocketDir(), Port: c.Port(),
-			Database: "postgres", SSLMode: "disable"}},
-		Pool: pool,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testBackends(t, c, pool, nil)
 	defer m.Close()
 	srv, err := New(Options{Config: configs.Default().REST, Verifier: testVerifier(t),
 		Pools: BackendPools{Manager: m, Backend: "main", Database: "postgres"}, ReadyRole: "mq", Logger: zap.NewNop()})

@@ -28,14 +28,7 @@ func TestBackendPoolsTokenShare(t *testing.T) {
 	pool.Size = 4
 	pool.MaxShare = 0.5
 	pool.CheckoutTimeout = 2 * time.Second // long enough for a login on a loaded machine
-	m, err := backend.NewManager(backend.Options{
-		Backends: []configs.BackendConfig{{Name: "main", Host: c.SocketDir(), Port: c.Port(),
-			Database: "postgres", SSLMode: "disable"}},
-		Pool: pool,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testBackends(t, c, pool, nil)
 	defer m.Close()
 	v := testVerifier(t)
 	srv, err := New(Options{Config: configs.Default().REST, Verifier: v,
