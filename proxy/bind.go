@@ -55,7 +55,7 @@ func (s *session) bindPortal(st *stmt, m *pgproto3.Bind) (portal, error) {
 		return portal{}, nil
 	}
 	filter := st.filter
-	if st.class.Bound && s.limited() {
+	if st.class.Bound() && s.limited() {
 		var err error
 		if filter, err = s.authorizeBind(st, m); err != nil {
 			s.deny.bind = bindValues{m: m, oids: st.oids}

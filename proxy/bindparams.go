@@ -77,7 +77,7 @@ func noParams(int) (string, bool) { return "", false }
 // resolveQueues reads the bound queue names of st's calls from the Bind
 // being handled (nil when every queue is a literal).
 func (s *session) resolveQueues(st *stmt, m *pgproto3.Bind) []string {
-	if !st.class.Bound {
+	if !st.class.Bound() {
 		return nil
 	}
 	s.deny.bind = bindValues{m: m, oids: st.oids}
@@ -102,20 +102,15 @@ func (s *session) resolveQueues(st *stmt, m *pgproto3.Bind) []string {
 // become char(10) and lose its trailing blanks before pgmq saw it, another
 // name than the grant check read. Declared text, it reaches pgmq as bound.
 func pinNameParams(cls *router.Statement, oids []uint32) []uint32 {
-	for i := range cls.Parts {
-		for _, c := range cls.Parts[i].Calls {
-			for _, a := range []router.Arg{c.Target, c.Pattern} {
-				j := a.Param - 1
-				if j < 0 || j >= maxPinnedParam {
-					continue
-				}
-				for len(oids) <= j {
-					oids = append(oids, 0)
-				}
-				if oids[j] == 0 {
-					oids[j] = oidText
-				}
-			}
+	for _, n := range cls.NameParams {
+		if n > maxPinnedParam {
+			break
+		}
+		for len(oids) < n {
+			oids = append(oids, 0)
+		}
+		if oids[n-1] == 0 {
+			oids[n-1] = oidText
 		}
 	}
 	return oids

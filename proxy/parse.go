@@ -61,7 +61,7 @@ func (s *session) parseStatement(m *pgproto3.Parse) (*stmt, error) {
 	if err == nil {
 		err = s.checkStatement(class)
 	}
-	if err == nil && s.limited() && !class.Bound {
+	if err == nil && s.limited() && !class.Bound() {
 		st.filter, err = s.authorizeQuery(class)
 	}
 	if err == nil && m.Name != "" {

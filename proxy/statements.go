@@ -30,7 +30,7 @@ type stmt struct {
 	// backendName is the name on backend connections: a hash of the text and
 	// parameter types, so clients preparing the same statement share it.
 	backendName string
-	// class is the router's classification (class.Bound: the grant check
+	// class is the router's classification (class.Bound(): the grant check
 	// waits for Bind); filter says its rows are filtered to listable
 	// queues (decided at Parse).
 	class  *router.Statement

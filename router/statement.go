@@ -138,9 +138,15 @@ type Statement struct {
 	Taints   bool    // some part may leave state the router cannot name
 	HasSets  bool    // some part is a SET or RESET
 	HasCalls bool    // some part calls pgmq functions
-	Bound    bool    // some call names its queue or pattern with a parameter, so grants wait for Bind
 	Session  *Denial // SessionDenial's answer, nil when every token may run it
+	// NameParams are the parameters ($n, ascending, once each) that name a
+	// call's queue, routing key or pattern: grants wait for Bind.
+	NameParams []int
 }
+
+// Bound reports whether some call names its queue or pattern with a
+// parameter.
+func (s *Statement) Bound() bool { return len(s.NameParams) > 0 }
 
 // summarized fills st's summary from its parts.
 func summarized(st *Statement) *Statement {
@@ -150,9 +156,14 @@ func summarized(st *Statement) *Statement {
 		st.HasSets = st.HasSets || p.Kind == KindSet
 		st.HasCalls = st.HasCalls || len(p.Calls) > 0
 		for _, c := range p.Calls {
-			st.Bound = st.Bound || c.Target.Param > 0 || c.Pattern.Param > 0
+			for _, n := range []int{c.Target.Param, c.Pattern.Param} {
+				if n > 0 && !slices.Contains(st.NameParams, n) {
+					st.NameParams = append(st.NameParams, n)
+				}
+			}
 		}
 	}
+	slices.Sort(st.NameParams)
 	st.Session = SessionDenial(st)
 	return st
 }

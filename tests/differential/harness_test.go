@@ -633,17 +633,11 @@ func (h *harness) session(ctx context.Context) (*session, error) {
 // first use, which may be a cast to char(n) elsewhere in the statement.
 func nameParamOIDs(cls *router.Statement) []uint32 {
 	var oids []uint32
-	for _, c := range cls.Calls() {
-		for _, a := range []router.Arg{c.Target, c.Pattern} {
-			j := a.Param - 1
-			if j < 0 {
-				continue
-			}
-			for len(oids) <= j {
-				oids = append(oids, 0)
-			}
-			oids[j] = 25 // text
+	for _, n := range cls.NameParams {
+		for len(oids) < n {
+			oids = append(oids, 0)
 		}
+		oids[n-1] = 25 // text
 	}
 	return oids
 }
