@@ -44,20 +44,37 @@ type sqlRow struct {
 
 // The rows of each SQL workload. PgBouncer 1.18 cannot keep named prepared
 // statements in transaction mode, so its rows use the unnamed statement.
-var sqlRows = []sqlRow{
-	{"direct", "prepared", pgx.QueryExecModeCacheStatement},
-	{"direct", "unnamed", pgx.QueryExecModeExec},
-	{"pgbouncer", "unnamed", pgx.QueryExecModeExec},
-	{"mqstack", "unnamed", pgx.QueryExecModeExec},
-	{"mqstack", "prepared", pgx.QueryExecModeCacheStatement},
+func (b *bench) sqlRows() []sqlRow {
+	rows := []sqlRow{
+		{"direct", "prepared", pgx.QueryExecModeCacheStatement},
+		{"direct", "unnamed", pgx.QueryExecModeExec},
+		{"pgbouncer", "unnamed", pgx.QueryExecModeExec},
+		{"mqstack", "unnamed", pgx.QueryExecModeExec},
+		{"mqstack", "prepared", pgx.QueryExecModeCacheStatement},
+	}
+	if b.env.base != nil {
+		rows = append(rows, sqlRow{"baseline", "unnamed", pgx.QueryExecModeExec},
+			sqlRow{"baseline", "prepared", pgx.QueryExecModeCacheStatement})
+	}
+	return rows
 }
 
-var pgbenchRows = []struct{ target, mode string }{
-	{"direct", "simple"}, {"direct", "prepared"}, {"pgbouncer", "simple"}, {"mqstack", "simple"}, {"mqstack", "prepared"},
+type modeRow struct{ target, mode string }
+
+func (b *bench) pgbenchRows() []modeRow {
+	rows := []modeRow{{"direct", "simple"}, {"direct", "prepared"}, {"pgbouncer", "simple"}, {"mqstack", "simple"}, {"mqstack", "prepared"}}
+	if b.env.base != nil {
+		rows = append(rows, modeRow{"baseline", "simple"}, modeRow{"baseline", "prepared"})
+	}
+	return rows
 }
 
-var stormRows = []struct{ target, mode string }{
-	{"direct", "scram"}, {"pgbouncer", "md5"}, {"mqstack", "jwt"},
+func (b *bench) stormRows() []modeRow {
+	rows := []modeRow{{"direct", "scram"}, {"pgbouncer", "md5"}, {"mqstack", "jwt"}}
+	if b.env.base != nil {
+		rows = append(rows, modeRow{"baseline", "jwt"})
+	}
+	return rows
 }
 
 func (b *bench) setup(ctx context.Context) error {
@@ -78,7 +95,7 @@ func (b *bench) setup(ctx context.Context) error {
 		}
 	}
 	// Warm every target's pool and caches before the first measured round.
-	for _, r := range sqlRows {
+	for _, r := range b.sqlRows() {
 		if _, err := b.runSQLShort(ctx, r, min(64, b.maxClients()), opSend); err != nil {
 			return err
 		}
@@ -93,6 +110,22 @@ func (b *bench) runSQLShort(ctx context.Context, r sqlRow, n int, op opFunc) (sa
 	return b.runSQL(ctx, r.target, r.mode, n, op)
 }
 
+// measure runs one cell and records it under k. A cell that fails is
+// recorded as failed (its row says so) and the run goes on; only a
+// cancelled run stops.
+func (b *bench) measure(ctx context.Context, k key, run func() (sample, error)) error {
+	s, err := run()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		fmt.Printf("  %s, %d clients, %s %s: failed: %v\n", k.workload, k.clients, k.target, k.mode, err)
+		s = sample{failed: err.Error()}
+	}
+	b.res.add(k, s)
+	return nil
+}
+
 func (b *bench) runAll(ctx context.Context) error {
 	defer b.pools.close()
 	if b.o.want("memory") && b.o.idleConns > 0 {
@@ -105,6 +138,39 @@ func (b *bench) runAll(ctx context.Context) error {
 	if err := b.setup(ctx); err != nil {
 		return err
 	}
+	for round := 1; round <= b.o.rounds; round++ {
+		t0 := time.Now()
+		if err := b.round(ctx); err != nil {
+			return err
+		}
+		fmt.Printf("round %d/%d done in %s\n", round, b.o.rounds, time.Since(t0).Round(time.Second))
+	}
+	if b.o.want("scaling") && b.o.idleConns > 0 {
+		return b.scaling(ctx)
+	}
+	return nil
+}
+
+// round runs every cell once.
+func (b *bench) round(ctx context.Context) error {
+	pl, err := b.pools.get(ctx, b.env, "direct", b.maxClients())
+	if err != nil {
+		return err
+	}
+	for _, q := range []string{qSend, qBatch, qRestSend} {
+		if _, err := pl.Exec(ctx, "SELECT pgmq.purge_queue($1)", q); err != nil {
+			return err
+		}
+	}
+	for _, step := range []func(context.Context) error{b.sqlCells, b.pgbenchCells, b.stormCells, b.restCells} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) sqlCells(ctx context.Context) error {
 	workloads := []struct {
 		name, flag string
 		op         opFunc
@@ -113,112 +179,136 @@ func (b *bench) runAll(ctx context.Context) error {
 		{"read+delete", "readdel", opReadDelete},
 		{"batch 100x22B", "batch", opBatch},
 	}
-	for round := 1; round <= b.o.rounds; round++ {
-		t0 := time.Now()
-		pl, _ := b.pools.get(ctx, b.env, "direct", b.maxClients())
-		for _, q := range []string{qSend, qBatch, qRestSend} {
-			if _, err := pl.Exec(ctx, "SELECT pgmq.purge_queue($1)", q); err != nil {
-				return err
-			}
+	for _, w := range workloads {
+		if !b.o.want(w.flag) {
+			continue
 		}
-		for _, w := range workloads {
-			if !b.o.want(w.flag) {
-				continue
-			}
-			for _, n := range b.o.clients {
-				for _, r := range sqlRows {
-					if w.flag == "readdel" {
-						if err := b.topUp(ctx, qReadDel, 40000); err != nil {
-							return err
-						}
-					}
-					s, err := b.runSQL(ctx, r.target, r.mode, n, w.op)
-					if err != nil {
+		for _, n := range b.o.clients {
+			for _, r := range b.sqlRows() {
+				if w.flag == "readdel" {
+					if err := b.topUp(ctx, qReadDel, 40000); err != nil {
 						return err
 					}
-					b.res.add(key{w.name, n, r.target, r.label}, s)
 				}
-			}
-		}
-		if b.o.want("pgbench") {
-			for _, n := range b.o.clients {
-				for _, r := range pgbenchRows {
-					s, err := b.pgbench(ctx, r.target, r.mode, n)
-					if err != nil {
-						return err
-					}
-					b.res.add(key{"pgbench -S", n, r.target, r.mode}, s)
-				}
-			}
-		}
-		if b.o.want("storm") {
-			for _, n := range b.o.clients {
-				if n > 64 {
-					continue // 256 concurrent logins measure fork(), not the proxy
-				}
-				for _, r := range stormRows {
-					s, err := b.runStorm(ctx, r.target, n)
-					if err != nil {
-						return err
-					}
-					b.res.add(key{"connect+auth+query", n, r.target, r.mode}, s)
-				}
-			}
-		}
-		if b.o.want("rest") {
-			for _, n := range b.o.clients {
-				if n > 64 {
-					continue
-				}
-				s, err := b.rest(ctx, "send", n)
+				err := b.measure(ctx, key{w.name, n, r.target, r.label}, func() (sample, error) {
+					return b.runSQL(ctx, r.target, r.mode, n, w.op)
+				})
 				if err != nil {
 					return err
 				}
-				b.res.add(key{"send 1KB", n, "rest", "http"}, s)
-				if err := b.topUp(ctx, qRestRD, 40000); err != nil {
-					return err
-				}
-				if s, err = b.rest(ctx, "read+delete", n); err != nil {
-					return err
-				}
-				b.res.add(key{"read+delete", n, "rest", "http"}, s)
 			}
 		}
-		fmt.Printf("round %d/%d done in %s\n", round, b.o.rounds, time.Since(t0).Round(time.Second))
+	}
+	return nil
+}
+
+func (b *bench) pgbenchCells(ctx context.Context) error {
+	if !b.o.want("pgbench") {
+		return nil
+	}
+	for _, n := range b.o.clients {
+		for _, r := range b.pgbenchRows() {
+			err := b.measure(ctx, key{"pgbench -S", n, r.target, r.mode}, func() (sample, error) {
+				return b.pgbench(ctx, r.target, r.mode, n)
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *bench) stormCells(ctx context.Context) error {
+	if !b.o.want("storm") {
+		return nil
+	}
+	for _, n := range b.o.clients {
+		if n > 64 {
+			continue // 256 concurrent logins measure fork(), not the proxy
+		}
+		for _, r := range b.stormRows() {
+			err := b.measure(ctx, key{"connect+auth+query", n, r.target, r.mode}, func() (sample, error) {
+				return b.runStorm(ctx, r.target, n)
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *bench) restCells(ctx context.Context) error {
+	if !b.o.want("rest") {
+		return nil
+	}
+	for _, n := range b.o.clients {
+		if n > 64 {
+			continue
+		}
+		err := b.measure(ctx, key{"send 1KB", n, "rest", "http"}, func() (sample, error) { return b.rest(ctx, "send", n) })
+		if err != nil {
+			return err
+		}
+		if err := b.topUp(ctx, qRestRD, 40000); err != nil {
+			return err
+		}
+		err = b.measure(ctx, key{"read+delete", n, "rest", "http"}, func() (sample, error) { return b.rest(ctx, "read+delete", n) })
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 var (
 	tpsRe = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
+	txRe  = regexp.MustCompile(`number of transactions actually processed: ([0-9]+)`)
 )
 
+// pgbenchPerClient is how many transactions each pgbench client runs so
+// that a cell lasts about -cell: pgbench's -T clock would start before its
+// clients have logged in (256 scram logins take seconds here, which once
+// left no time for a single transaction), so cells run a count instead,
+// sized from the rate the same row reached last time.
+func (b *bench) pgbenchPerClient(k key) int {
+	rate := 15000.0
+	if s, ok := b.res.median(k); ok && s.ops > 0 {
+		rate = s.ops
+	}
+	return max(20, int(rate*b.o.cell.Seconds())/k.clients)
+}
+
 // pgbench runs `pgbench -S` against target and reads tps and, from a
-// sampled transaction log, latency percentiles.
+// sampled transaction log, latency percentiles. The proxy's CPU per
+// transaction includes the logins of its clients.
 func (b *bench) pgbench(ctx context.Context, target, mode string, n int) (sample, error) {
 	logDir, err := os.MkdirTemp(b.env.dir, "pgbench-")
 	if err != nil {
 		return sample{}, err
 	}
 	defer os.RemoveAll(logDir)
-	// pgbench's -T clock starts before its clients have logged in (256
-	// scram logins take seconds here); its tps excludes that time.
-	secs := max(1, int(b.o.cell.Round(time.Second)/time.Second)) + n/96
-	args := []string{"-S", "-n", "-T", strconv.Itoa(secs), "-c", strconv.Itoa(n), "-j", "2", "-M", mode,
+	perClient := b.pgbenchPerClient(key{"pgbench -S", n, target, mode})
+	args := []string{"-S", "-n", "-t", strconv.Itoa(perClient), "-c", strconv.Itoa(n), "-j", "2", "-M", mode,
 		"-l", "--sampling-rate", "0.05", "--log-prefix", filepath.Join(logDir, "log"),
 		"-h", "127.0.0.1", "-p", strconv.Itoa(b.env.port(target)), "-U", "mq", "postgres"}
 	cmd := exec.CommandContext(ctx, "pgbench", args...)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+b.env.password(target), "PGSSLMODE=disable")
+	cpu := startCPU(b.env.pid(target))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return sample{}, fmt.Errorf("pgbench against %s: %v: %s", target, err, out)
+		return sample{}, fmt.Errorf("pgbench against %s: %v: %s", target, err, lastLines(out, 3))
 	}
 	m := tpsRe.FindSubmatch(out)
-	if m == nil {
-		return sample{}, fmt.Errorf("pgbench against %s: no tps in output: %s", target, out)
+	tx := txRe.FindSubmatch(out)
+	if m == nil || tx == nil {
+		return sample{}, fmt.Errorf("pgbench against %s: no tps in output: %s", target, lastLines(out, 3))
 	}
 	var s sample
 	s.ops, _ = strconv.ParseFloat(string(m[1]), 64)
+	s.count, _ = strconv.ParseInt(string(tx[1]), 10, 64)
+	s.cpuUs = cpu.perOp(s.count)
 	var lat []time.Duration
 	files, _ := filepath.Glob(filepath.Join(logDir, "log*"))
 	for _, f := range files {
@@ -240,6 +330,12 @@ func (b *bench) pgbench(ctx context.Context, target, mode string, n int) (sample
 	ls := summarize(lat, time.Second, 0)
 	s.p50, s.p99 = ls.p50, ls.p99
 	return s, nil
+}
+
+// lastLines is the end of a tool's output, for an error message.
+func lastLines(out []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], " / ")
 }
 
 // rest measures op over HTTP keep-alive with n clients.
@@ -277,7 +373,8 @@ func (b *bench) rest(ctx context.Context, op string, n int) (sample, error) {
 		go func() { defer wg.Done(); call(ctx, "list_queues", []byte(`{}`)) }()
 	}
 	wg.Wait()
-	return loop(ctx, n, b.o.cell, func(ctx context.Context, w int) error {
+	cpu := startCPU(b.env.pid("rest"))
+	return cpu.measured(loop(ctx, n, b.o.cell, func(ctx context.Context, w int) error {
 		if op == "send" {
 			_, err := call(ctx, "send", sendBody)
 			return err
@@ -297,20 +394,26 @@ func (b *bench) rest(ctx context.Context, op string, n int) (sample, error) {
 		}
 		_, err = call(ctx, "delete", []byte(fmt.Sprintf(`{"queue_name":"%s","msg_id":%d}`, qRestRD, msgs[0].MsgID)))
 		return err
-	}), nil
+	})), nil
 }
 
 // memory opens b.o.idleConns authenticated idle clients to mqstack, then
 // to PgBouncer, and reports the RSS each process grew by, per connection.
 func (b *bench) memory(ctx context.Context) error {
-	for _, t := range []struct {
-		target string
-		pid    int
-	}{{"mqstack", b.env.mq.Process.Pid}, {"pgbouncer", b.env.pgb.Process.Pid}} {
+	targets := []string{"mqstack", "pgbouncer"}
+	if b.env.base != nil {
+		targets = append(targets, "baseline")
+	}
+	for _, target := range targets {
+		t := struct {
+			target string
+			pid    int
+		}{target, b.env.pid(target)}
 		// One login first, so pools and caches exist before the baseline.
 		c, err := pgconn.Connect(ctx, b.env.dsn(t.target))
 		if err != nil {
-			return fmt.Errorf("memory: %s: %w", t.target, err)
+			fmt.Printf("memory: %s: failed: %v\n", t.target, err)
+			continue
 		}
 		c.Close(ctx)
 		time.Sleep(200 * time.Millisecond)
@@ -318,40 +421,7 @@ func (b *bench) memory(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		cfg, err := pgconn.ParseConfig(b.env.dsn(t.target))
-		if err != nil {
-			return err
-		}
-		conns := make([]*pgconn.PgConn, b.o.idleConns)
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		var firstErr error
-		next := make(chan int)
-		t0 := time.Now()
-		for w := 0; w < 32; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range next {
-					c, err := pgconn.ConnectConfig(ctx, cfg)
-					if err != nil {
-						mu.Lock()
-						if firstErr == nil {
-							firstErr = err
-						}
-						mu.Unlock()
-						continue
-					}
-					conns[i] = c
-				}
-			}()
-		}
-		for i := range conns {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-		el := time.Since(t0)
+		conns, el, openErr := openIdle(ctx, b.env.dsn(t.target), b.o.idleConns)
 		time.Sleep(time.Second)
 		after, err := rss(t.pid)
 		if t.target == "mqstack" && b.o.pprofAddr != "" {
@@ -370,14 +440,15 @@ func (b *bench) memory(ctx context.Context) error {
 		for _, c := range conns {
 			if c != nil {
 				open++
-				c.Close(ctx)
 			}
 		}
+		closeAll(ctx, conns)
 		if err != nil {
 			return err
 		}
-		if firstErr != nil {
-			return fmt.Errorf("memory: %d of %d logins to %s failed: %w", b.o.idleConns-open, b.o.idleConns, t.target, firstErr)
+		if openErr != nil {
+			fmt.Printf("memory: %s: failed: %v\n", t.target, openErr)
+			continue
 		}
 		per := float64(after-before) / float64(open)
 		fmt.Printf("memory: %s: %d idle clients in %s, RSS %.1f MiB -> %.1f MiB, %.1f KiB per client\n",

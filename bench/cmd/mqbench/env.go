@@ -26,12 +26,14 @@ const benchPassword = "mqbench-pw"
 // env is what the bench runs against.
 type env struct {
 	dir                     string
+	dataDir                 string
 	pgPort, mqPort, pgbPort int
 	pgAddr, mqAddr, pgbAddr string
 	restURL, metricsURL     string
 	token                   string
 	mq, pgb                 *exec.Cmd
 	mqDone, pgbDone         chan struct{}
+	base                    *baseline // nil without -baseline
 	keep                    bool
 }
 
@@ -103,36 +105,9 @@ log:
 	if o.pprofAddr != "" {
 		args = append(args, "--pprof", o.pprofAddr)
 	}
-	e.mq = exec.Command(o.bin, args...)
-	e.mq.Env = cleanEnv()
-	e.mq.Stderr = prefixWriter("mqstack: ")
-	out, err := e.mq.StdoutPipe()
-	if err != nil {
+	e.dataDir = dataDir
+	if e.mq, e.mqDone, err = startUntil(ctx, exec.Command(o.bin, args...), "mqstack: ", "mqstack is up"); err != nil {
 		return nil, err
-	}
-	if err := e.mq.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", o.bin, err)
-	}
-	e.mqDone = make(chan struct{})
-	up := make(chan struct{})
-	go func() {
-		defer close(e.mqDone)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "mqstack is up") {
-				close(up)
-			}
-		}
-		e.mq.Wait()
-	}()
-	select {
-	case <-up:
-	case <-e.mqDone:
-		return nil, errors.New("mqstack up exited before it was up (see its log above)")
-	case <-time.After(3 * time.Minute):
-		return nil, errors.New("mqstack up: not up within 3 minutes")
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	}
 
 	tok, err := exec.Command(o.bin, "token", "--config", cfgPath, "--data-dir", dataDir, "--ttl", "12h").Output()
@@ -156,7 +131,53 @@ log:
 	if err := e.startPgBouncer(ctx, o); err != nil {
 		return nil, err
 	}
+	if o.baseline != "" {
+		if e.base, err = startBaseline(ctx, e, o); err != nil {
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// startUntil starts cmd (with the caller's MQSTACK_* variables dropped)
+// and waits until it prints a line starting with ready on stdout. done is
+// closed when it exits.
+func startUntil(ctx context.Context, cmd *exec.Cmd, prefix, ready string) (_ *exec.Cmd, done chan struct{}, err error) {
+	cmd.Env = cleanEnv()
+	cmd.Stderr = prefixWriter(prefix)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
+	}
+	done = make(chan struct{})
+	up := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		seen := false
+		for sc.Scan() {
+			if !seen && strings.HasPrefix(sc.Text(), ready) {
+				seen = true
+				close(up)
+			}
+		}
+		cmd.Wait()
+	}()
+	select {
+	case <-up:
+		return cmd, done, nil
+	case <-done:
+		return nil, nil, fmt.Errorf("%s exited before it was up (see its log above)", strings.Join(cmd.Args, " "))
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		return nil, nil, fmt.Errorf("%s: not up within 3 minutes", strings.Join(cmd.Args, " "))
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		return nil, nil, ctx.Err()
+	}
 }
 
 func (e *env) startPgBouncer(ctx context.Context, o options) error {
@@ -234,17 +255,10 @@ logfile = %s/pgbouncer.log
 	}
 }
 
-// dsn is how a client reaches target ("direct", "pgbouncer", "mqstack").
+// dsn is how a client reaches target ("direct", "pgbouncer", "mqstack",
+// "baseline").
 func (e *env) dsn(target string) string {
-	switch target {
-	case "direct":
-		return fmt.Sprintf("host=127.0.0.1 port=%d user=mq password=%s dbname=postgres sslmode=disable", e.pgPort, benchPassword)
-	case "pgbouncer":
-		return fmt.Sprintf("host=127.0.0.1 port=%d user=mq password=%s dbname=postgres sslmode=disable", e.pgbPort, benchPassword)
-	case "mqstack":
-		return fmt.Sprintf("host=127.0.0.1 port=%d user=mq password=%s dbname=postgres sslmode=disable", e.mqPort, e.token)
-	}
-	panic("BUG: unknown target " + target)
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=mq password=%s dbname=postgres sslmode=disable", e.port(target), e.password(target))
 }
 
 func (e *env) port(target string) int {
@@ -253,18 +267,39 @@ func (e *env) port(target string) int {
 		return e.pgPort
 	case "pgbouncer":
 		return e.pgbPort
+	case "mqstack", "rest":
+		return e.mqPort
+	case "baseline":
+		return e.base.port
 	}
-	return e.mqPort
+	panic("BUG: unknown target " + target)
 }
 
 func (e *env) password(target string) string {
-	if target == "mqstack" {
+	if target == "mqstack" || target == "baseline" {
 		return e.token
 	}
 	return benchPassword
 }
 
+// pid is the process whose CPU a target's operations cost: the proxy (or
+// PgBouncer); 0 for direct Postgres, whose backends are not measured.
+func (e *env) pid(target string) int {
+	switch target {
+	case "pgbouncer":
+		return e.pgb.Process.Pid
+	case "mqstack", "rest":
+		return e.mq.Process.Pid
+	case "baseline":
+		return e.base.cmd.Process.Pid
+	}
+	return 0
+}
+
 func (e *env) close() {
+	if e.base != nil {
+		e.base.stop()
+	}
 	if e.pgb != nil && e.pgb.Process != nil {
 		e.pgb.Process.Signal(syscall.SIGINT)
 		select {

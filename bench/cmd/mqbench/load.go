@@ -43,8 +43,11 @@ var (
 // sample is one cell's measurement.
 type sample struct {
 	ops      float64 // operations per second
+	count    int64   // operations completed
+	cpuUs    float64 // the proxy's CPU per operation, µs (0: not measured)
 	p50, p99 time.Duration
 	errors   int64
+	failed   string // why the cell could not run ("" when it ran)
 }
 
 // opFunc is one operation of a workload on one client connection.
@@ -147,6 +150,7 @@ func summarize(all []time.Duration, el time.Duration, errs int64) sample {
 		return s
 	}
 	slices.Sort(all)
+	s.count = int64(len(all))
 	s.ops = float64(len(all)) / el.Seconds()
 	s.p50 = all[len(all)/2]
 	s.p99 = all[min(len(all)-1, len(all)*99/100)]
@@ -225,10 +229,11 @@ func (b *bench) runSQL(ctx context.Context, target string, mode pgx.QueryExecMod
 	if firstErr != nil {
 		return sample{}, firstErr
 	}
+	cpu := startCPU(b.env.pid(target))
 	s := loop(ctx, n, b.o.cell, func(ctx context.Context, w int) error {
 		return op(ctx, conns[w].Conn(), mode)
 	})
-	return s, nil
+	return cpu.measured(s), nil
 }
 
 // runStorm measures connect, authenticate, SELECT 1, disconnect.
@@ -237,6 +242,7 @@ func (b *bench) runStorm(ctx context.Context, target string, n int) (sample, err
 	if err != nil {
 		return sample{}, err
 	}
+	cpu := startCPU(b.env.pid(target))
 	s := loop(ctx, n, b.o.cell, func(ctx context.Context, w int) error {
 		c, err := pgconn.ConnectConfig(ctx, cfg)
 		if err != nil {
@@ -246,7 +252,7 @@ func (b *bench) runStorm(ctx context.Context, target string, n int) (sample, err
 		c.Close(ctx)
 		return err
 	})
-	return s, nil
+	return cpu.measured(s), nil
 }
 
 // topUp makes queue hold at least want messages of payload (through a

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -39,37 +40,65 @@ func (r *results) add(k key, s sample) {
 	r.samples[k] = append(r.samples[k], s)
 }
 
-// median is the per-column median over the rounds.
+// median is the per-column median over the rounds whose cell ran; ok is
+// false when none did.
 func (r *results) median(k key) (sample, bool) {
-	ss := r.samples[k]
+	var ss []sample
+	for _, s := range r.samples[k] {
+		if s.failed == "" {
+			ss = append(ss, s)
+		}
+	}
 	if len(ss) == 0 {
 		return sample{}, false
 	}
 	ops := make([]float64, len(ss))
+	cpu := make([]float64, len(ss))
 	p50 := make([]time.Duration, len(ss))
 	p99 := make([]time.Duration, len(ss))
-	var errs int64
+	var errs, count int64
 	for i, s := range ss {
-		ops[i], p50[i], p99[i] = s.ops, s.p50, s.p99
+		ops[i], cpu[i], p50[i], p99[i] = s.ops, s.cpuUs, s.p50, s.p99
 		errs += s.errors
+		count += s.count
 	}
-	slices.Sort(ops)
+	for _, x := range [][]float64{ops, cpu} {
+		slices.Sort(x)
+	}
 	slices.Sort(p50)
 	slices.Sort(p99)
 	m := len(ss) / 2
-	return sample{ops: ops[m], p50: p50[m], p99: p99[m], errors: errs}, true
+	return sample{ops: ops[m], cpuUs: cpu[m], p50: p50[m], p99: p99[m], errors: errs, count: count}, true
+}
+
+// failures says how many of k's rounds failed, and the first reason.
+func (r *results) failures(k key) (n int, why string) {
+	for _, s := range r.samples[k] {
+		if s.failed != "" {
+			if n == 0 {
+				why = s.failed
+			}
+			n++
+		}
+	}
+	return n, why
 }
 
 // row is one printed line.
 type row struct {
-	k               key
-	s               sample
-	vsDirect, vsPgb float64 // 0: not applicable
-	addedP99        time.Duration
-	hasAdded        bool
+	k                   key
+	s                   sample
+	ok                  bool    // at least one round ran
+	vsDirect, vsPgb     float64 // ops/s ratios; 0: not applicable
+	vsBase              float64 // mqstack's ops/s over the baseline binary's
+	cpuVsPgb, cpuVsBase float64
+	addedP99            time.Duration
+	hasAdded            bool
+	failed              int
+	why                 string
 }
 
-// baselineDirect is the direct row a mqstack (or REST) row is compared
+// baselineDirect is the direct row a proxy (or REST) row is compared
 // with: the same mode where direct has it, else its prepared row, else the
 // storm's scram row.
 func (r *results) baselineDirect(k key) (sample, bool) {
@@ -90,6 +119,36 @@ func (r *results) baselinePgb(k key) (sample, bool) {
 	return sample{}, false
 }
 
+func div(a, b float64) float64 {
+	if a == 0 || b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// compare fills a proxy row's ratios against direct, PgBouncer and, for
+// mqstack, the baseline binary in the same mode.
+func (r *results) compare(rw *row) {
+	k := rw.k
+	if k.target == "direct" || k.target == "pgbouncer" || !rw.ok {
+		return
+	}
+	if d, ok := r.baselineDirect(k); ok {
+		rw.vsDirect = div(rw.s.ops, d.ops)
+		rw.addedP99, rw.hasAdded = rw.s.p99-d.p99, true
+	}
+	if p, ok := r.baselinePgb(k); ok {
+		rw.vsPgb = div(rw.s.ops, p.ops)
+		rw.cpuVsPgb = div(rw.s.cpuUs, p.cpuUs)
+	}
+	if k.target == "mqstack" {
+		if b, ok := r.median(key{k.workload, k.clients, "baseline", k.mode}); ok {
+			rw.vsBase = div(rw.s.ops, b.ops)
+			rw.cpuVsBase = div(rw.s.cpuUs, b.cpuUs)
+		}
+	}
+}
+
 func (r *results) rows() []row {
 	// Grouped by workload (in order of first run), then client count, so
 	// the REST rows sit beside the SQL rows of the same operation.
@@ -108,17 +167,10 @@ func (r *results) rows() []row {
 	})
 	var out []row
 	for _, k := range order {
-		s, _ := r.median(k)
-		rw := row{k: k, s: s}
-		if k.target == "mqstack" || k.target == "rest" {
-			if d, ok := r.baselineDirect(k); ok && d.ops > 0 {
-				rw.vsDirect = s.ops / d.ops
-				rw.addedP99, rw.hasAdded = s.p99-d.p99, true
-			}
-			if p, ok := r.baselinePgb(k); ok && p.ops > 0 {
-				rw.vsPgb = s.ops / p.ops
-			}
-		}
+		rw := row{k: k}
+		rw.s, rw.ok = r.median(k)
+		rw.failed, rw.why = r.failures(k)
+		r.compare(&rw)
 		out = append(out, rw)
 	}
 	return out
@@ -133,24 +185,47 @@ func ratio(x float64) string {
 	return strconv.FormatFloat(x, 'f', 2, 64)
 }
 
+func micros(x float64) string {
+	if x == 0 {
+		return ""
+	}
+	return strconv.FormatFloat(x, 'f', 1, 64)
+}
+
+// fields are a row's printed and CSV columns after workload, clients,
+// target and mode.
+func (rw row) fields() []string {
+	added := ""
+	if rw.hasAdded {
+		added = ms(rw.addedP99)
+	}
+	note := ""
+	if rw.failed > 0 {
+		note = fmt.Sprintf("failed in %d round(s): %s", rw.failed, rw.why)
+	}
+	return []string{strconv.FormatFloat(rw.s.ops, 'f', 0, 64), ms(rw.s.p50), ms(rw.s.p99), added,
+		ratio(rw.vsDirect), ratio(rw.vsPgb), ratio(rw.vsBase), micros(rw.s.cpuUs), ratio(rw.cpuVsPgb), ratio(rw.cpuVsBase),
+		strconv.FormatInt(rw.s.errors, 10), note}
+}
+
+var header = []string{"ops/s", "p50 ms", "p99 ms", "+p99 ms", "vs direct", "vs pgbouncer", "vs baseline",
+	"cpu us/op", "cpu vs pgb", "cpu vs base", "errors", "note"}
+
 func (r *results) print(w io.Writer, machine string) {
-	fmt.Fprintf(w, "\nmqbench on %s; median of the rounds\n\n", machine)
+	fmt.Fprintf(w, "\nmqbench on %s; median of the rounds\n", machine)
+	fmt.Fprintf(w, "cpu us/op: user+system CPU of the proxy process (mqstack, PgBouncer) per operation\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tclients\ttarget\tmode\tops/s\tp50 ms\tp99 ms\t+p99 ms\tvs direct\tvs pgbouncer\terrors\t")
+	fmt.Fprintln(tw, "workload\tclients\ttarget\tmode\t"+strings.Join(header, "\t")+"\t")
 	last := ""
 	for _, rw := range r.rows() {
 		if rw.k.workload != last && last != "" {
-			fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t")
+			fmt.Fprintln(tw, strings.Repeat("\t", len(header)+4))
 		}
 		last = rw.k.workload
-		added := ""
-		if rw.hasAdded {
-			added = ms(rw.addedP99)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t\n", rw.k.workload, rw.k.clients, rw.k.target, rw.k.mode,
-			rw.s.ops, ms(rw.s.p50), ms(rw.s.p99), added, ratio(rw.vsDirect), ratio(rw.vsPgb), rw.s.errors)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t\n", rw.k.workload, rw.k.clients, rw.k.target, rw.k.mode, strings.Join(rw.fields(), "\t"))
 	}
 	tw.Flush()
+	r.printScaling(w)
 	if len(r.memory) > 0 {
 		fmt.Fprintln(w)
 		for _, m := range r.memory {
@@ -169,20 +244,16 @@ func (r *results) writeCSV(path, machine string) error {
 	fmt.Fprintf(f, "# mqbench %s on %s\n", time.Now().UTC().Format("2006-01-02"), machine)
 	cw := csv.NewWriter(f)
 	cw.Write([]string{"workload", "clients", "target", "mode", "ops_per_s", "p50_ms", "p99_ms", "added_p99_ms",
-		"vs_direct", "vs_pgbouncer", "errors", "rounds", "rss_bytes_per_client"})
+		"vs_direct", "vs_pgbouncer", "vs_baseline", "cpu_us_per_op", "cpu_vs_pgbouncer", "cpu_vs_baseline",
+		"errors", "note", "rounds", "rss_bytes_per_client"})
 	for _, rw := range r.rows() {
-		added := ""
-		if rw.hasAdded {
-			added = ms(rw.addedP99)
-		}
-		cw.Write([]string{rw.k.workload, strconv.Itoa(rw.k.clients), rw.k.target, rw.k.mode,
-			strconv.FormatFloat(rw.s.ops, 'f', 0, 64), ms(rw.s.p50), ms(rw.s.p99), added,
-			ratio(rw.vsDirect), ratio(rw.vsPgb), strconv.FormatInt(rw.s.errors, 10),
-			strconv.Itoa(len(r.samples[rw.k])), ""})
+		rec := append([]string{rw.k.workload, strconv.Itoa(rw.k.clients), rw.k.target, rw.k.mode}, rw.fields()...)
+		cw.Write(append(rec, strconv.Itoa(len(r.samples[rw.k])), ""))
 	}
 	for _, m := range r.memory {
-		cw.Write([]string{"idle memory", strconv.Itoa(m.conns), m.target, "", "", "", "", "", "", "", "", "1",
-			strconv.FormatInt((m.after-m.before)/int64(m.conns), 10)})
+		rec := []string{"idle memory", strconv.Itoa(m.conns), m.target, ""}
+		rec = append(rec, make([]string, len(header))...)
+		cw.Write(append(rec, "1", strconv.FormatInt((m.after-m.before)/int64(m.conns), 10)))
 	}
 	cw.Flush()
 	return cw.Error()

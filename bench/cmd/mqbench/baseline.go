@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// baseline is a second mqstack binary (-baseline, e.g. one built from an
+// earlier commit) run as `mqstack serve` in front of the same Postgres, so
+// a change is measured against what it replaces in one interleaved run,
+// under the same load on the machine.
+type baseline struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	port int
+}
+
+func startBaseline(ctx context.Context, e *env, o options) (*baseline, error) {
+	ports := make([]int, 3)
+	for i := range ports {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	// The same pool, limits and token key as the mqstack under test; its
+	// backend logs in over TCP with the bench's scram password.
+	cfg := fmt.Sprintf(`# written by mqbench for -baseline
+proxy:
+  listen: 127.0.0.1:%d
+  max_clients: %d
+pool:
+  size: %d
+  checkout_timeout: 60s
+  max_share: 1
+rest:
+  listen: 127.0.0.1:%d
+metrics:
+  listen: 127.0.0.1:%d
+log:
+  level: warn
+auth:
+  hmac_secret_file: %s
+  default_role: mq
+backends:
+  - name: main
+    host: 127.0.0.1
+    port: %d
+    sslmode: disable
+    passwords:
+      mq: %s
+`, ports[0], o.idleConns+2000, o.poolSize, ports[1], ports[2],
+		filepath.Join(e.dataDir, "jwt.secret"), e.pgPort, benchPassword)
+	path := filepath.Join(e.dir, "baseline.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	cmd, done, err := startUntil(ctx, exec.Command(o.baseline, "serve", "--config", path), "baseline: ", "mqstack serving")
+	if err != nil {
+		return nil, fmt.Errorf("-baseline: %w", err)
+	}
+	return &baseline{cmd: cmd, done: done, port: ports[0]}, nil
+}
+
+func (b *baseline) stop() {
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-b.done:
+	case <-time.After(30 * time.Second):
+		b.cmd.Process.Kill()
+	}
+}
