@@ -31,6 +31,10 @@ type RESTConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout closes keep-alive connections idle for longer. Default 2m.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// Console serves the web console on this listener under /console/
+	// (docs/console.md); every request it makes needs a token, as REST
+	// calls do. Default true.
+	Console bool `yaml:"console"`
 }
 
 func defaultREST() RESTConfig {
@@ -42,6 +46,7 @@ func defaultREST() RESTConfig {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      time.Minute,
 		IdleTimeout:       2 * time.Minute,
+		Console:           true,
 	}
 }
 

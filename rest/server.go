@@ -41,6 +41,11 @@ type Options struct {
 	// Logger logs requests at debug, refusals at info and server errors at
 	// error. Default: no logging.
 	Logger *zap.Logger
+	// Console, when set, serves the web console under /console/
+	// (console.Handler); Stats feeds its charts and service page. Both nil:
+	// no console (rest.console: false); the browse endpoints stay.
+	Console http.Handler
+	Stats   Stats
 }
 
 // Server serves the HTTP API.
@@ -54,6 +59,7 @@ type Server struct {
 	log       *zap.Logger
 	handler   http.Handler
 	waiters   *notifier
+	stats     Stats
 
 	// stopping is closed by Shutdown: long polls answer at once.
 	stopping chan struct{}
@@ -76,7 +82,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg: o.Config, verifier: o.Verifier, pools: o.Pools, readyRole: o.ReadyRole,
-		router: o.Router, metrics: o.Metrics, log: o.Logger,
+		router: o.Router, metrics: o.Metrics, log: o.Logger, stats: o.Stats,
 		waiters: newNotifier(), stopping: make(chan struct{}),
 	}
 	if s.router == nil {
@@ -95,9 +101,10 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET /pgmq/v1", s.serveOpenAPI)
 	mux.HandleFunc("GET /pgmq/v1/openapi.json", s.serveOpenAPI)
 	mux.HandleFunc("/pgmq/v1/{function}", s.serveCall)
+	s.routeBrowse(mux, o.Console)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		setRequestID(w, r)
-		writeError(w, &apiError{Status: http.StatusNotFound, Code: "PGRST125", Message: "no such path: the API is under /pgmq/v1/"})
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: "PGRST125", Message: "no such path: the API is under /pgmq/v1/ (and /mqstack/v1/ for the console)"})
 	})
 	s.handler = mux
 	return s, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -99,11 +100,11 @@ mqstack is up: PostgreSQL %s, tuned for %s of memory and %d CPUs
   psql:    PGPASSWORD=%s psql "host=%s port=%s user=%s dbname=%s sslmode=require"
   REST:    curl -s -X POST http://%s/pgmq/v1/list_queues -H "Authorization: Bearer %s"
   metrics: %s
-  direct:  psql "%s"
+  direct:  psql "%s"%s
 Press Ctrl-C to stop.
 `, bins.Version, in.Memory, in.CPUs, cluster.PGData(), cluster.LogPath(), st.ProxyAddr(),
 		token, host, port, cluster.DefaultRole(), cluster.Database(), st.RESTAddr(), token, metricsURL(st),
-		cluster.ConnString(cluster.DefaultRole(), cluster.Database()))
+		cluster.ConnString(cluster.DefaultRole(), cluster.Database()), consoleLine(st, token))
 
 	runErr := runUntilDone(ctx, st, load, v, log, cluster.Done())
 	select {
@@ -123,6 +124,18 @@ Press Ctrl-C to stop.
 	}
 	fmt.Fprintln(stdout, "mqstack stopped.")
 	return nil
+}
+
+// consoleLine is the banner's console link, the development token in its
+// fragment ("" when rest.console is off).
+func consoleLine(st *stack.Stack, token string) string {
+	if strings.HasPrefix(token, "<") {
+		token = "" // no dev token: the console asks for one
+	}
+	if link := st.ConsoleURL(token); link != "" {
+		return "\n  console: " + link
+	}
+	return ""
 }
 
 // devToken mints a development token for the default role when the key in

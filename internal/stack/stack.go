@@ -25,6 +25,7 @@ import (
 
 	"mqstack/auth"
 	"mqstack/configs"
+	"mqstack/console"
 	"mqstack/internal/backend"
 	"mqstack/internal/metrics"
 	"mqstack/proxy"
@@ -46,6 +47,9 @@ type Options struct {
 	// metrics.role is not set.
 	DefaultRole string
 	Logger      *zap.Logger
+	// ConsoleInterval is how often the console samples the counters it
+	// charts (default 5s; tests shorten it).
+	ConsoleInterval time.Duration
 }
 
 // Stack is the running front ends.
@@ -58,6 +62,9 @@ type Stack struct {
 	Registry *prometheus.Registry
 	Proxy    *proxy.Server
 	REST     *rest.Server
+	// History is the console's sampled counters; nil when rest.console is
+	// off.
+	History *console.History
 
 	log       *zap.Logger
 	proxyLn   net.Listener
@@ -119,6 +126,7 @@ func Start(opts Options) (_ *Stack, err error) {
 	if role == "" {
 		role = opts.DefaultRole
 	}
+	consoleHandler, consoleStats := s.consoleParts(v.REST.Console, opts.ConsoleInterval)
 	if s.REST, err = rest.New(rest.Options{
 		Config:    v.REST,
 		Verifier:  s.Verifier,
@@ -127,6 +135,8 @@ func Start(opts Options) (_ *Stack, err error) {
 		Router:    s.Router,
 		Metrics:   restRecorder{s.Queues, s.Service},
 		Logger:    log.Named("rest"),
+		Console:   consoleHandler,
+		Stats:     consoleStats,
 	}); err != nil {
 		return nil, err
 	}
@@ -146,6 +156,9 @@ func Start(opts Options) (_ *Stack, err error) {
 		}
 	}
 	s.serve()
+	if s.History != nil {
+		s.History.Start()
+	}
 	log.Info("mqstack serving", zap.String("proxy", s.ProxyAddr()), zap.Bool("tls", tlsCfg != nil),
 		zap.String("rest", s.RESTAddr()), zap.String("metrics", s.MetricsAddr()),
 		zap.String("pool_mode", v.Pool.Mode), zap.Int("pool_size", v.Pool.Size))
@@ -282,6 +295,9 @@ func (s *Stack) Shutdown(timeout time.Duration) {
 // close releases what Start made; safe on a half-built stack.
 func (s *Stack) close() {
 	s.stopOnce.Do(func() {
+		if s.History != nil {
+			s.History.Stop()
+		}
 		for _, ln := range []net.Listener{s.proxyLn, s.restLn} {
 			if ln != nil {
 				ln.Close()

@@ -1,0 +1,67 @@
+// charts.js: the console's charts, drawn by uPlot (vendor/uplot, pinned).
+"use strict";
+
+MQ.colors = { sent: "#2563eb", received: "#16a34a", deleted: "#dc2626", visible: "#2563eb", in_flight: "#d97706", delayed: "#7c3aed" };
+
+// stats fetches the rate and depth history (all listable queues, or one).
+MQ.stats = (queue) => MQ.get("stats" + (queue ? "?queue=" + encodeURIComponent(queue) : ""));
+
+// lastOf is the newest non-null value of a series.
+MQ.lastOf = function (s) {
+  if (!s) return null;
+  for (let i = s.length - 1; i >= 0; i--) if (s[i] !== null) return s[i];
+  return null;
+};
+
+// chartData turns a queue's series into uPlot's columns.
+MQ.chartData = function (stats, qs, keys) {
+  const n = stats.t.length;
+  const cols = [stats.t];
+  for (const k of keys) cols.push(qs && qs[k] ? qs[k] : new Array(n).fill(null));
+  return cols;
+};
+
+// Chart keeps one uPlot in a container and redraws it with new data,
+// resizing with the container.
+MQ.Chart = class {
+  constructor(container, keys, opts) {
+    this.container = container;
+    this.keys = keys;
+    this.small = !!(opts && opts.small);
+    this.plot = null;
+  }
+  size() {
+    const w = Math.max(this.container.clientWidth || 0, this.small ? 100 : 240);
+    return { width: this.small ? Math.min(w, 160) : w, height: this.small ? 36 : 180 };
+  }
+  options() {
+    const series = [{}].concat(this.keys.map((k) => ({
+      label: k.replace("_", " "), stroke: MQ.colors[k] || "#555", width: this.small ? 1 : 1.5,
+      points: { show: false }, spanGaps: false,
+    })));
+    const o = Object.assign(this.size(), { series, scales: { x: { time: true } } });
+    if (this.small) {
+      o.legend = { show: false };
+      o.cursor = { show: false };
+      o.axes = [{ show: false }, { show: false }];
+      o.scales.y = { range: (u, min, max) => [0, Math.max(max || 0, 1)] };
+    } else {
+      o.scales.y = { range: (u, min, max) => [0, Math.max(max || 0, 1) * 1.1] };
+    }
+    return o;
+  }
+  update(data) {
+    if (!window.uPlot) return;
+    if (!this.plot) {
+      this.plot = new uPlot(this.options(), data, this.container);
+      return;
+    }
+    this.plot.setData(data);
+    const s = this.size();
+    if (s.width !== this.plot.width) this.plot.setSize(s);
+  }
+  destroy() {
+    if (this.plot) this.plot.destroy();
+    this.plot = null;
+  }
+};
