@@ -80,7 +80,8 @@ func newHarnessAuth(t testing.TB, cl *pgembed.Cluster, tweak func(p *configs.Pro
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Proxy: pcfg, Backends: bm, Verifier: v, Log: log, Registerer: reg, TLS: testTLS(t)})
+	srv, err := New(Options{Proxy: pcfg, Backends: bm, Verifier: v, Log: log, Registerer: reg, TLS: testTLS(t),
+		Recorder: newTestRecorder(reg)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,8 +46,8 @@ type Options struct {
 	// is one); nil makes a private one.
 	Router *router.Router
 	// Recorder receives the counts the proxy shares with REST (token
-	// checks, closed connections, denials, pins, calls on queues); nil
-	// counts all but the calls on queues on Registerer.
+	// checks, closed connections, denials, pins, calls on queues). Required:
+	// internal/metrics owns those metrics, and internal/stack adapts it.
 	Recorder Recorder
 	// OnSend, when set, is called after a transaction that sent messages
 	// ends, once per queue sent to ("" for topic sends, whose queues are not
@@ -82,8 +82,8 @@ type Server struct {
 
 // New makes a server. It does not listen yet.
 func New(opts Options) (*Server, error) {
-	if opts.Backends == nil || opts.Verifier == nil {
-		return nil, errors.New("proxy: Backends and Verifier are required")
+	if opts.Backends == nil || opts.Verifier == nil || opts.Recorder == nil {
+		return nil, errors.New("proxy: Backends, Verifier and Recorder are required")
 	}
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
@@ -92,17 +92,8 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg := opts.Registerer
-	if reg == nil {
-		reg = prometheus.NewRegistry() // private: nobody scrapes it
-	}
 	if opts.Router == nil {
 		opts.Router = router.New(1000)
-	}
-	if opts.Recorder == nil {
-		if opts.Recorder, err = newOwnRecorder(reg); err != nil {
-			return nil, err
-		}
 	}
 	s := &Server{
 		log:       opts.Log,
