@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -26,9 +27,17 @@ type clientConn struct {
 	// wmu is held for writes to the client and changes of nc and proto.
 	wmu       sync.Mutex
 	closeOnce sync.Once
+	// closedFor is the first reason the session was given to end (the
+	// reader on a lost backend or a backend's FATAL, a drain, a timeout):
+	// it is counted under it, not under what its command loop sees
+	// afterwards (the client leaving once told).
+	closedFor atomic.Pointer[closeReason]
 	// unreadInput: the client was refused while it may still be sending.
 	unreadInput bool
 }
+
+// noteEnd records why the session ends, unless a reason came first.
+func (cc *clientConn) noteEnd(reason closeReason) { cc.closedFor.CompareAndSwap(nil, &reason) }
 
 // startProtocol makes proto, once the client speaks the protocol (after
 // its startup message, or to refuse it).

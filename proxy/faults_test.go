@@ -155,10 +155,16 @@ func TestBackendTerminated(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := backendPID(t, ctx, tx.Conn())
+	lostBefore := counterValue(t, h, "mqstack_connections_closed_total", "reason", closeBackendError)
 	terminate(pid)
 	if _, err := tx.Exec(ctx, "SELECT 1"); err == nil {
 		t.Fatal("want an error on a terminated backend")
 	}
+	// The reader saw the backend go; the session is counted for that, not
+	// for the shutdown of its own context that followed.
+	testenv.WaitFor(t, 10*time.Second, "the session counted as backend_error", func() bool {
+		return counterValue(t, h, "mqstack_connections_closed_total", "reason", closeBackendError) == lostBefore+1
+	})
 	o := h.connect(t)
 	if p2 := backendPID(t, ctx, o); p2 == pid {
 		t.Fatal("terminated backend reused")

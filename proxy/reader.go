@@ -81,7 +81,9 @@ func (s *session) relayed(c *backend.Conn, ro *relayObs, msg pgproto3.BackendMes
 		s.mu.Unlock()
 	case *pgproto3.ErrorResponse:
 		if m.Severity == "FATAL" || m.Severity == "PANIC" {
+			// The client, told, will leave: the backend ended the session.
 			c.MarkBroken()
+			s.client.noteEnd(closeBackendError)
 		}
 		if er := s.substituteDenial(m); er != nil {
 			return er

@@ -94,6 +94,9 @@ func (s *session) serve() {
 		s.cleanup()
 		s.stop()
 		s.client.nc.Close()
+		if first := s.client.closedFor.Load(); first != nil {
+			reason = *first
+		}
 		s.srv.rec.ConnectionClosed(string(reason))
 	}()
 	cfg := s.srv.config()
@@ -159,6 +162,7 @@ func (s *session) fail(err error, reason closeReason) closeReason {
 // kill closes the client connection.
 func (s *session) kill(reason closeReason) {
 	s.client.closeOnce.Do(func() {
+		s.client.noteEnd(reason)
 		s.log.Debug("closing client", zap.String("reason", string(reason)))
 		s.stop()
 		s.client.raw.Close()
