@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -61,7 +63,17 @@ backends:
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	cmd, done, err := startUntil(ctx, exec.Command(o.baseline, "serve", "--config", path), "baseline: ", "mqstack serving")
+	args := []string{"serve", "--config", path}
+	if o.pprofAddr != "" {
+		// Beside mqstack's profiler: the next port.
+		host, port, err := net.SplitHostPort(o.pprofAddr)
+		if err != nil {
+			return nil, fmt.Errorf("-pprof: %w", err)
+		}
+		p, _ := strconv.Atoi(port)
+		args = append(args, "--pprof", net.JoinHostPort(host, strconv.Itoa(p+1)))
+	}
+	cmd, done, err := startUntil(ctx, exec.Command(o.baseline, args...), "baseline: ", "mqstack serving")
 	if err != nil {
 		return nil, fmt.Errorf("-baseline: %w", err)
 	}

@@ -52,7 +52,7 @@ func run() error {
 	flag.IntVar(&o.idleConns, "idle", 10000, "idle client connections for the memory row (0: skip)")
 	flag.StringVar(&o.csvPath, "csv", "bench/results/latest.csv", "where to write the results")
 	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run (send,readdel,batch,pgbench,storm,rest,memory,scaling); default all")
-	flag.StringVar(&o.pprofAddr, "pprof", "", "start mqstack with --pprof on this address (for profiling under load)")
+	flag.StringVar(&o.pprofAddr, "pprof", "", "start mqstack with --pprof on this address (for profiling under load); -baseline gets the next port")
 	flag.StringVar(&o.baseline, "baseline", "", "a second mqstack binary (say, built from the commit before a change) measured beside mqstack as target \"baseline\"")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory")
 	flag.Parse()
