@@ -11,9 +11,9 @@ TEST_TIMEOUT ?= 14m
 
 all: build
 
-## deps: Debian packages (PostgreSQL 15, pg_partman, server-dev) and Go modules
+## deps: Debian packages (PostgreSQL 15, pg_partman, server-dev, chromium for the console's tests) and Go modules
 deps:
-	@./scripts/deps.sh
+	@./scripts/deps.sh chromium
 	@$(MAKE) --no-print-directory godeps nodedeps
 
 godeps:

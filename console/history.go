@@ -101,6 +101,13 @@ func (h *History) Sample() {
 	h.mu.Unlock()
 }
 
+// Len is how many samples are kept now (tests wait for the next one).
+func (h *History) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.samples)
+}
+
 // queuePoints reads the per-queue counters and depth gauges of one gather.
 func queuePoints(mfs []*dto.MetricFamily) map[string]queuePoint {
 	out := map[string]queuePoint{}

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -196,7 +197,11 @@ func (s *Server) message(r *http.Request, id auth.Identity) ([]byte, error) {
 		return nil, &apiError{Status: http.StatusNotFound, Code: "PGRST116",
 			Message: fmt.Sprintf("no message %d in queue %q (deleted, archived or never sent)", msgID, queue)}
 	}
-	return body, nil
+	var out bytes.Buffer
+	if err := json.Compact(&out, body); err != nil {
+		return nil, fmt.Errorf("message: postgres sent invalid JSON: %w", err)
+	}
+	return out.Bytes(), nil
 }
 
 // noQueue words a missing queue table as a missing queue.

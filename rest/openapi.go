@@ -215,11 +215,15 @@ func OpenAPI() []byte {
 			}
 			paths["/"+f.name] = item
 		}
+		for p, item := range browseOpenAPIPaths() {
+			paths[p] = item
+		}
 		doc := obj{
 			"openapi": "3.1.0",
 			"info": obj{"title": "mqstack pgmq REST API", "version": "1.13.1",
 				"description": "PostgREST-style RPC over the pgmq functions: POST a JSON object of named arguments " +
-					"to /pgmq/v1/<function>. GET /healthz and GET /readyz sit at the root."},
+					"to /pgmq/v1/<function>. GET /healthz and GET /readyz sit at the root. The paths with a server " +
+					"of their own (tag console) are the web console's read-only endpoints under /mqstack/v1."},
 			"servers":  []any{obj{"url": "/pgmq/v1"}},
 			"security": []any{obj{"bearerAuth": []any{}}},
 			"paths":    paths,

@@ -72,7 +72,7 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 			Responses map[string]any `json:"responses"`
 		} `json:"paths"`
 	}
-	if err := json.Unmarshal(OpenAPI(), &doc); err != nil {
+	if err := json.Unmarshal(pgmqPaths(t, OpenAPI()), &doc); err != nil {
 		t.Fatal(err)
 	}
 	if doc.OpenAPI != "3.1.0" {
@@ -146,4 +146,25 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 			t.Errorf("%s answers %d", fn, r.status)
 		}
 	}
+}
+
+// pgmqPaths is the document without the paths that have a server of their
+// own (the console's /mqstack/v1 endpoints, checked in browse_test.go).
+func pgmqPaths(t *testing.T, doc []byte) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	paths := m["paths"].(map[string]any)
+	for p, item := range paths {
+		if _, own := item.(map[string]any)["servers"]; own {
+			delete(paths, p)
+		}
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

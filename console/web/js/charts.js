@@ -3,14 +3,21 @@
 
 MQ.colors = { sent: "#2563eb", received: "#16a34a", deleted: "#dc2626", visible: "#2563eb", in_flight: "#d97706", delayed: "#7c3aed" };
 
+MQ.windowSec = 900; // the server's history window (stats.window_sec)
+
 // stats fetches the rate and depth history (all listable queues, or one).
 MQ.stats = (queue) => MQ.get("stats" + (queue ? "?queue=" + encodeURIComponent(queue) : ""));
 
-// lastOf is the newest non-null value of a series.
-MQ.lastOf = function (s) {
-  if (!s) return null;
-  for (let i = s.length - 1; i >= 0; i--) if (s[i] !== null) return s[i];
-  return null;
+// recent is the mean of a rate series over its last minute: steadier than
+// the last sample, and a burst stays visible for a while.
+MQ.recent = function (stats, s) {
+  if (!s || !stats.t.length) return null;
+  const from = stats.t[stats.t.length - 1] - 60;
+  let sum = 0, n = 0;
+  for (let i = s.length - 1; i >= 0 && stats.t[i] > from; i--) {
+    if (s[i] !== null) { sum += s[i]; n++; }
+  }
+  return n ? sum / n : null;
 };
 
 // chartData turns a queue's series into uPlot's columns.
@@ -39,14 +46,16 @@ MQ.Chart = class {
       label: k.replace("_", " "), stroke: MQ.colors[k] || "#555", width: this.small ? 1 : 1.5,
       points: { show: false }, spanGaps: false,
     })));
-    const o = Object.assign(this.size(), { series, scales: { x: { time: true } } });
+    // Always the whole window, so a young process's few minutes sit at the
+    // right end instead of being stretched over the chart.
+    const x = { time: true, range: (u, min, max) => [(max || Date.now() / 1000) - MQ.windowSec, max || Date.now() / 1000] };
+    // A little room below zero keeps a flat line at 0 in sight.
+    const y = { range: (u, min, max) => { const top = Math.max(max || 0, 1) * 1.1; return [-top * 0.04, top]; } };
+    const o = Object.assign(this.size(), { series, scales: { x, y } });
     if (this.small) {
       o.legend = { show: false };
       o.cursor = { show: false };
       o.axes = [{ show: false }, { show: false }];
-      o.scales.y = { range: (u, min, max) => [0, Math.max(max || 0, 1)] };
-    } else {
-      o.scales.y = { range: (u, min, max) => [0, Math.max(max || 0, 1) * 1.1] };
     }
     return o;
   }

@@ -72,9 +72,9 @@ MQ.queuesPage = {
       const name = tr.dataset.queue;
       const qs = st.queues[name];
       const set = (col, v) => { tr.querySelector('[data-col="' + col + '"]').textContent = v; };
-      set("sent", MQ.rate(MQ.lastOf(qs && qs.sent)));
-      set("received", MQ.rate(MQ.lastOf(qs && qs.received)));
-      set("deleted", MQ.rate(MQ.lastOf(qs && qs.deleted)));
+      set("sent", MQ.rate(MQ.recent(st, qs && qs.sent)));
+      set("received", MQ.rate(MQ.recent(st, qs && qs.received)));
+      set("deleted", MQ.rate(MQ.recent(st, qs && qs.deleted)));
       let c = this.sparks.get(name);
       if (!c) {
         const box = MQ.el("div", { class: "sparkbox", role: "img", "aria-label": "Sent and received per second, last 15 minutes, " + name });
