@@ -68,16 +68,16 @@ type pool struct {
 	checkoutOK   prometheus.Counter
 	checkoutWait prometheus.Observer
 
-	// hmu guards the share bookkeeping: held counts the connections each
-	// holder (a token) has checked out, with an entry only while the count
-	// is above 0, so it is bounded by the pool size; freed is closed (and
-	// cleared) when a holder's count drops or the limit changes while
-	// checkouts over a share wait, which then look again.
+	// hmu guards the share bookkeeping (share.go): held counts the
+	// connections each holder (a token) has checked out, with an entry only
+	// while the count is above 0, so it is bounded by the pool size;
+	// waiters are the checkouts over their holder's share, first come
+	// first served, each woken alone when a share comes free for it.
 	// limit is ShareLimit of the pool's size and pool.max_share in force.
-	hmu   sync.Mutex
-	held  map[string]int
-	freed chan struct{}
-	limit int
+	hmu     sync.Mutex
+	held    map[string]int
+	waiters map[string][]*shareWaiter
+	limit   int
 }
 
 // NewManager makes a manager and starts its health checker.
@@ -277,6 +277,7 @@ func (m *Manager) pool(key Key) (*pool, *puddle.Pool[*Conn], error) {
 			return nil, nil, fmt.Errorf("backend %q is not configured", key.Backend)
 		}
 		p = &pool{key: key, m: m, backend: b, held: map[string]int{},
+			waiters:      map[string][]*shareWaiter{},
 			checkoutOK:   m.metrics.checkouts.WithLabelValues(key.Backend, "ok"),
 			checkoutWait: m.metrics.wait.WithLabelValues(key.Backend)}
 		var err error
