@@ -134,7 +134,7 @@ func (s *session) withConn(kind msgKind, pin string, fn func(c *backend.Conn)) e
 func (s *session) flushBackend(c *backend.Conn) error {
 	s.backend.pending = 0
 	s.backend.bw.Lock()
-	err := c.Frontend().Flush()
+	err := c.Flush()
 	s.backend.bw.Unlock()
 	if err != nil {
 		c.MarkBroken()
@@ -315,10 +315,10 @@ func (s *session) cleanup() {
 	var running bool
 	if c != nil {
 		if s.backend.copyIn {
-			c.Frontend().Send(&pgproto3.CopyFail{Message: "client disconnected"})
+			c.Send(&pgproto3.CopyFail{Message: "client disconnected"})
 		}
 		running = s.backend.busy()
-		c.Frontend().Send(&pgproto3.Sync{})
+		c.Send(&pgproto3.Sync{})
 		s.backend.syncSent()
 	}
 	s.mu.Unlock()
@@ -330,7 +330,7 @@ func (s *session) cleanup() {
 		}
 		c.NetConn().SetReadDeadline(time.Now().Add(15 * time.Second))
 		s.backend.bw.Lock()
-		err := c.Frontend().Flush()
+		err := c.Flush()
 		s.backend.bw.Unlock()
 		if err != nil {
 			c.MarkBroken()

@@ -32,7 +32,7 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 		if st != nil && st.dealloc != nil {
 			st.dealloc.applyLocked(s, c)
 		}
-		c.Frontend().Send(m)
+		c.Send(m)
 		for _, v := range m.Parameters {
 			s.backend.pending += len(v)
 		}
@@ -40,8 +40,8 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 			// Describe the portal to learn where queue_name is; the
 			// Close before it marks the answer as the proxy's.
 			s.backend.push(pqEntry{action: pqDescribe})
-			c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
-			c.Frontend().Send(&pgproto3.Describe{ObjectType: 'P', Name: m.DestinationPortal})
+			c.Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
+			c.Send(&pgproto3.Describe{ObjectType: 'P', Name: m.DestinationPortal})
 		}
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"mqstack/internal/wire"
 )
 
 // clientConn is the client's connection and the writer toward it.
@@ -20,9 +22,10 @@ type clientConn struct {
 	// nc while the session goroutine replaces it.
 	raw net.Conn
 	nc  net.Conn
-	// proto speaks the protocol to the client; nil before the startup
-	// message.
+	// proto reads the client's messages and out buffers what is written
+	// to it; both nil before the startup message.
 	proto *pgproto3.Backend
+	out   *wire.Writer
 	isTLS bool
 	// wmu is held for writes to the client and changes of nc and proto.
 	wmu       sync.Mutex
@@ -45,6 +48,7 @@ func (cc *clientConn) startProtocol() {
 	cc.wmu.Lock()
 	if cc.proto == nil {
 		cc.proto = pgproto3.NewBackend(cc.nc, cc.nc)
+		cc.out = wire.NewWriter(cc.nc)
 	}
 	cc.wmu.Unlock()
 }
@@ -72,10 +76,10 @@ func (cc *clientConn) write(flush bool, msgs ...pgproto3.BackendMessage) error {
 		return nil // before the startup packet: nothing can be said yet
 	}
 	for _, m := range msgs {
-		cc.proto.Send(m)
+		cc.out.Send(m)
 	}
 	if flush {
-		return cc.proto.Flush()
+		return cc.out.Flush()
 	}
 	return nil
 }
@@ -84,9 +88,9 @@ func (cc *clientConn) write(flush bool, msgs ...pgproto3.BackendMessage) error {
 // flush is set. A failed write ends the client goroutine's read too.
 func (cc *clientConn) relay(m pgproto3.BackendMessage, flush bool) {
 	cc.wmu.Lock()
-	cc.proto.Send(m)
+	cc.out.Send(m)
 	if flush {
-		cc.proto.Flush()
+		cc.out.Flush()
 	}
 	cc.wmu.Unlock()
 }

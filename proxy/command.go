@@ -137,7 +137,7 @@ func (s *session) handleDescribe(m *pgproto3.Describe) error {
 		if m.ObjectType == 'S' {
 			m.Name = s.backendStatementLocked(c, m.Name, false)
 		}
-		c.Frontend().Send(m)
+		c.Send(m)
 	})
 }
 
@@ -154,7 +154,7 @@ func (s *session) handleExecute(m *pgproto3.Execute) error {
 			s.obs.push(obsEntry{cycle: s.backend.cycle, seq: s.obs.execSeq, portal: p, start: start})
 		}
 		s.obs.execSeq++
-		c.Frontend().Send(m)
+		c.Send(m)
 	})
 }
 
@@ -180,7 +180,7 @@ func (s *session) handleClose(m *pgproto3.Close) error {
 			m.Name = s.backendStatementLocked(c, m.Name, true)
 		}
 		s.backend.push(pqEntry{action: pqPass})
-		c.Frontend().Send(m)
+		c.Send(m)
 	})
 }
 
@@ -190,7 +190,7 @@ func (s *session) handleSync() error {
 	if !s.attached() {
 		return s.client.write(true, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	}
-	return s.withConn(kindSync, "", func(c *backend.Conn) { c.Frontend().Send(&pgproto3.Sync{}) })
+	return s.withConn(kindSync, "", func(c *backend.Conn) { c.Send(&pgproto3.Sync{}) })
 }
 
 // handleFlush pushes what is buffered, toward the backend when one is
@@ -199,7 +199,7 @@ func (s *session) handleFlush() error {
 	if !s.attached() {
 		return s.client.write(true)
 	}
-	return s.withConn(kindFlush, "", func(c *backend.Conn) { c.Frontend().Send(&pgproto3.Flush{}) })
+	return s.withConn(kindFlush, "", func(c *backend.Conn) { c.Send(&pgproto3.Flush{}) })
 }
 
 // handleFunctionCall relays a fast-path function call, which grant-limited
@@ -213,7 +213,7 @@ func (s *session) handleFunctionCall(m *pgproto3.FunctionCall) error {
 	}
 	return s.withConn(kindSync, "", func(c *backend.Conn) {
 		s.backend.tainted = true // a function by OID: the router cannot say what it did
-		c.Frontend().Send(m)
+		c.Send(m)
 	})
 }
 
@@ -225,7 +225,7 @@ func (s *session) handleCopy(m pgproto3.FrontendMessage, size int) error {
 		s.mu.Unlock()
 		return nil // Postgres ignores COPY messages outside COPY too
 	}
-	c.Frontend().Send(m)
+	c.Send(m)
 	s.backend.pending += size
 	s.mu.Unlock()
 	if s.backend.pending >= flushThreshold {

@@ -105,7 +105,7 @@ func (s *session) denyQuery(er *pgproto3.ErrorResponse) error {
 	}
 	return s.withConn(kindQuery, "", func(c *backend.Conn) {
 		s.deny.push(s.backend.cycle, er)
-		c.Frontend().Send(&pgproto3.Query{String: denyMarker})
+		c.Send(&pgproto3.Query{String: denyMarker})
 	})
 }
 
@@ -120,7 +120,7 @@ func (s *session) denyExtended(er *pgproto3.ErrorResponse) error {
 	err := s.withConn(kindExtended, "", func(c *backend.Conn) {
 		conn = c
 		s.deny.push(s.backend.cycle, er)
-		c.Frontend().Send(&pgproto3.Parse{Name: denyMarker, Query: denyMarker})
+		c.Send(&pgproto3.Parse{Name: denyMarker, Query: denyMarker})
 	})
 	if err != nil || conn == nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"mqstack/configs"
 	"mqstack/internal/backend"
+	"mqstack/internal/wire"
 	"mqstack/router"
 )
 
@@ -36,16 +37,16 @@ func (r *segmentReader) Read(p []byte) (int, error) {
 func BenchmarkRelayDataRow(b *testing.B) {
 	row := &pgproto3.DataRow{Values: [][]byte{[]byte("12345"), []byte("1"),
 		[]byte("2026-01-01 00:00:00+00"), []byte("2026-01-01 00:00:30+00"), make([]byte, 1024)}}
-	var wire []byte
+	var seg []byte
 	for range 4 { // four rows per read, as a 4 KB socket read delivers them
 		var err error
-		if wire, err = row.Encode(wire); err != nil {
+		if seg, err = row.Encode(seg); err != nil {
 			b.Fatal(err)
 		}
 	}
-	fe := pgproto3.NewFrontend(&segmentReader{seg: wire}, io.Discard)
-	s := &session{client: clientConn{proto: pgproto3.NewBackend(nil, io.Discard)}}
-	b.SetBytes(int64(len(wire) / 4))
+	fe := pgproto3.NewFrontend(&segmentReader{seg: seg}, io.Discard)
+	s := &session{client: clientConn{proto: pgproto3.NewBackend(nil, io.Discard), out: wire.NewWriter(io.Discard)}}
+	b.SetBytes(int64(len(seg) / 4))
 	b.ReportAllocs()
 	for b.Loop() {
 		msg, err := fe.Receive()
@@ -130,7 +131,7 @@ func BenchmarkBindRewrite(b *testing.B) {
 		}
 		// The cycle's Sync flushes; Execute and Sync add a few bytes.
 		s.backend.pending = 0
-		if err := c.Frontend().Flush(); err != nil {
+		if err := c.Flush(); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -77,7 +77,7 @@ func (s *session) parseUnnamedLocked(c *backend.Conn, m *pgproto3.Parse, st *stm
 	s.stmts.unnamedGen++
 	c.SetUnnamed(s, s.stmts.unnamedGen)
 	s.backend.push(pqEntry{action: pqPass, st: st, unnamed: true, own: true})
-	c.Frontend().Send(m)
+	c.Send(m)
 }
 
 // parseNamedLocked prepares a named statement on c under its backend name;
@@ -87,10 +87,10 @@ func (s *session) parseNamedLocked(c *backend.Conn, name string, st *stmt) {
 	s.stmts.named[name] = st
 	if c.Stmts().Has(st.backendName) {
 		s.backend.push(pqEntry{action: pqAsParse, client: name, st: st})
-		c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
+		c.Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})
 		return
 	}
 	c.Stmts().Add(st.backendName)
 	s.backend.push(pqEntry{action: pqPass, created: st.backendName, client: name, st: st})
-	c.Frontend().Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
+	c.Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
 }

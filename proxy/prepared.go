@@ -86,7 +86,7 @@ func (s *session) ensurePreparedLocked(c *backend.Conn, st *stmt) {
 	}
 	c.Stmts().Add(st.backendName)
 	s.backend.push(pqEntry{action: pqDrop, created: st.backendName})
-	c.Frontend().Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
+	c.Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
 	s.backend.pending += len(st.query)
 }
 
@@ -98,7 +98,7 @@ func (s *session) ensureUnnamedLocked(c *backend.Conn) {
 	}
 	c.SetUnnamed(s, s.stmts.unnamedGen)
 	s.backend.push(pqEntry{action: pqDrop, st: u, unnamed: true})
-	c.Frontend().Send(&pgproto3.Parse{Query: u.query, ParameterOIDs: u.oids})
+	c.Send(&pgproto3.Parse{Query: u.query, ParameterOIDs: u.oids})
 	s.backend.pending += len(u.query)
 }
 
@@ -110,6 +110,6 @@ func (s *session) startCycleLocked(c *backend.Conn) {
 	}
 	for _, name := range c.Stmts().TakePending() {
 		s.backend.push(pqEntry{action: pqDrop})
-		c.Frontend().Send(&pgproto3.Close{ObjectType: 'S', Name: name})
+		c.Send(&pgproto3.Close{ObjectType: 'S', Name: name})
 	}
 }

@@ -70,7 +70,7 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 		// A simple query replaces the unnamed statement.
 		s.stmts.unnamed = nil
 		c.ForgetUnnamed()
-		c.Frontend().Send(&pgproto3.Query{String: query})
+		c.Send(&pgproto3.Query{String: query})
 		s.backend.pending += len(query)
 	})
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/puddle/v2"
+
+	"mqstack/internal/wire"
 )
 
 // Conn is one backend connection, logged in as its pool's role. It belongs
@@ -38,7 +40,8 @@ type Conn struct {
 	unnamedOwner any
 	unnamedGen   uint64
 
-	fe      *pgproto3.Frontend
+	fe      *pgproto3.Frontend // reads; writes go through out
+	out     *wire.Writer
 	nc      net.Conn
 	pid     uint32
 	secret  []byte
@@ -54,8 +57,15 @@ type Conn struct {
 	holder string
 }
 
-// Frontend is the protocol writer/reader toward the backend.
+// Frontend reads the backend's messages. Messages to the backend go
+// through Send and Flush.
 func (c *Conn) Frontend() *pgproto3.Frontend { return c.fe }
+
+// Send buffers a message to the backend until Flush.
+func (c *Conn) Send(m pgproto3.FrontendMessage) { c.out.Send(m) }
+
+// Flush writes the buffered messages to the backend.
+func (c *Conn) Flush() error { return c.out.Flush() }
 
 // NetConn is the underlying connection (for deadlines).
 func (c *Conn) NetConn() net.Conn { return c.nc }
@@ -124,8 +134,8 @@ func ValidSettingName(name string) bool { return gucName.MatchString(name) }
 func (c *Conn) Exec(ctx context.Context, sql string) error {
 	c.setDeadline(ctx)
 	defer c.nc.SetDeadline(time.Time{})
-	c.fe.Send(&pgproto3.Query{String: sql})
-	if err := c.fe.Flush(); err != nil {
+	c.out.Send(&pgproto3.Query{String: sql})
+	if err := c.out.Flush(); err != nil {
 		c.broken.Store(true)
 		return fmt.Errorf("backend %s: %w", c.Key, err)
 	}
@@ -151,10 +161,10 @@ func (c *Conn) QueryRow(ctx context.Context, sql string, args []*string) ([][]by
 			params[i] = []byte(*a)
 		}
 	}
-	c.fe.Send(&pgproto3.Parse{Query: sql})
-	c.fe.Send(&pgproto3.Bind{Parameters: params})
-	c.fe.Send(&pgproto3.Execute{})
-	c.fe.Send(&pgproto3.Sync{})
+	c.out.Send(&pgproto3.Parse{Query: sql})
+	c.out.Send(&pgproto3.Bind{Parameters: params})
+	c.out.Send(&pgproto3.Execute{})
+	c.out.Send(&pgproto3.Sync{})
 	if d, ok := ctx.Deadline(); ok {
 		c.nc.SetDeadline(d)
 	}
@@ -163,7 +173,7 @@ func (c *Conn) QueryRow(ctx context.Context, sql string, args []*string) ([][]by
 		stop()
 		c.nc.SetDeadline(time.Time{})
 	}()
-	if err := c.fe.Flush(); err != nil {
+	if err := c.out.Flush(); err != nil {
 		c.MarkBroken()
 		return nil, err
 	}
@@ -225,8 +235,8 @@ func (c *Conn) ReadUntilReady(n int) error {
 				c.broken.Store(true)
 			}
 		case *pgproto3.CopyInResponse:
-			c.fe.Send(&pgproto3.CopyFail{Message: "client gone"})
-			if err := c.fe.Flush(); err != nil {
+			c.out.Send(&pgproto3.CopyFail{Message: "client gone"})
+			if err := c.out.Flush(); err != nil {
 				c.broken.Store(true)
 				return fmt.Errorf("backend %s: %w", c.Key, err)
 			}

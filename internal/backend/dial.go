@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"mqstack/configs"
+	"mqstack/internal/wire"
 )
 
 // connString is the libpq connection string of key on backend b, without
@@ -51,6 +53,11 @@ func dial(ctx context.Context, b configs.BackendConfig, key Key, pw password, ma
 		return nil, fmt.Errorf("backend %s: %w", key, err)
 	}
 	fe := hc.Frontend
+	if fe.ReadBufferLen() == 0 {
+		// Read the connection directly, not through pgconn's background
+		// reader, which it no longer needs (a lock per read).
+		fe = pgproto3.NewFrontend(hc.Conn, hc.Conn)
+	}
 	if maxBody > 0 {
 		fe.SetMaxBodyLen(maxBody)
 	}
@@ -60,6 +67,7 @@ func dial(ctx context.Context, b configs.BackendConfig, key Key, pw password, ma
 		applied:  map[string]string{},
 		TxStatus: hc.TxStatus,
 		fe:       fe,
+		out:      wire.NewWriter(hc.Conn),
 		nc:       hc.Conn,
 		pid:      hc.PID,
 		secret:   hc.SecretKey,
