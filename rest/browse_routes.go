@@ -2,7 +2,6 @@ package rest
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/jackc/pgerrcode"
@@ -68,29 +67,12 @@ func (s *Server) serveJSON(h jsonHandler) http.HandlerFunc {
 }
 
 // queryJSON runs sql (one statement whose first column is JSON text) on a
-// connection of the token's role, the pools REST calls use.
+// connection of the token's role, the pools REST calls use; nil when the
+// statement gave no row.
 func (s *Server) queryJSON(ctx context.Context, id auth.Identity, sql string, args []*string) ([]byte, error) {
-	conn, err := s.pools.Acquire(ctx, id.Role, id.Holder())
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, &errUnavailable{err}
-	}
-	defer conn.Release()
-	if err := s.verifier.CheckRole(id.Role, conn.Superuser()); err != nil {
+	row, err := s.queryRow(ctx, id, sql, args)
+	if err != nil || len(row) == 0 {
 		return nil, err
-	}
-	row, err := conn.QueryRow(ctx, sql, args)
-	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) || isPgError(err) || ctx.Err() != nil {
-			return nil, err
-		}
-		return nil, &errUnavailable{err}
-	}
-	if len(row) == 0 {
-		return nil, nil
 	}
 	return row[0], nil
 }

@@ -280,26 +280,36 @@ func safeName(s string) string {
 // execute runs the call's statement once on a backend connection of the
 // token's role.
 func (s *Server) execute(ctx context.Context, id auth.Identity, c *call) (result, error) {
+	row, err := s.queryRow(ctx, id, c.sql, c.args)
+	if err != nil {
+		return result{}, err
+	}
+	return shape(c.sig.result, row)
+}
+
+// queryRow runs one statement on a backend connection of the token's role,
+// after the superuser rule, and returns its first row.
+func (s *Server) queryRow(ctx context.Context, id auth.Identity, sql string, args []*string) ([][]byte, error) {
 	conn, err := s.pools.Acquire(ctx, id.Role, id.Holder())
 	if err != nil {
 		if ctx.Err() != nil {
-			return result{}, ctx.Err()
+			return nil, ctx.Err()
 		}
-		return result{}, &errUnavailable{err}
+		return nil, &errUnavailable{err}
 	}
 	defer conn.Release()
 	if err := s.verifier.CheckRole(id.Role, conn.Superuser()); err != nil {
-		return result{}, err
+		return nil, err
 	}
-	row, err := conn.QueryRow(ctx, c.sql, c.args)
+	row, err := conn.QueryRow(ctx, sql, args)
 	if err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) || isPgError(err) || ctx.Err() != nil {
-			return result{}, err
+			return nil, err
 		}
-		return result{}, &errUnavailable{err}
+		return nil, &errUnavailable{err}
 	}
-	return shape(c.sig.result, row)
+	return row, nil
 }
 
 // shape turns the statement's row into the response body.

@@ -270,14 +270,34 @@ func TestScreenshot(t *testing.T) {
 	}
 	e.waitJS("orders' depth", cell("orders", "visible")+` === "38"`)
 	e.waitJS("the charts", `document.querySelectorAll("#queues-table .sparkbox canvas").length === 3 && parseFloat(`+cell("orders", "sent")+`) > 0`)
+	out := os.Getenv("CONSOLE_SCREENSHOT")
+	e.screenshot(out)
+	// The queue page, for docs/console.md: out with -queue before .png.
+	e.do("open orders", chromedp.Click(chromedp.CSS(`#queues-table a[href="#/queue/orders"]`)))
+	e.waitJS("orders' messages and charts", `document.querySelectorAll("#messages-table tbody tr").length === 38 &&
+		document.querySelectorAll("#page-queue .chart canvas").length === 2`)
+	e.do("open a message", chromedp.Click(chromedp.CSS(`#messages-table tr[data-msg-id="20"] button`)))
+	e.waitJS("message 20", `document.getElementById("message-json").textContent.includes('"order": 20')`)
+	e.do("back to the top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
+	if out != "" {
+		out = strings.TrimSuffix(out, ".png") + "-queue.png"
+	}
+	e.screenshot(out)
+}
+
+// screenshot takes a picture of the page (checking it is a PNG) and writes
+// it to out unless out is "".
+func (e *env) screenshot(out string) {
+	e.t.Helper()
 	png, err := chromedp.Run(e.ctx, chromedp.CaptureScreenshot())
 	if err != nil || len(png) < 8 || string(png[1:4]) != "PNG" {
-		t.Fatalf("screenshot: %v", err)
+		e.t.Fatalf("screenshot: %v", err)
 	}
-	if out := os.Getenv("CONSOLE_SCREENSHOT"); out != "" {
-		if err := os.WriteFile(out, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("wrote %s", out)
+	if out == "" {
+		return
 	}
+	if err := os.WriteFile(out, png, 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Logf("wrote %s", out)
 }
