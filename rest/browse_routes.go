@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/jackc/pgerrcode"
@@ -58,6 +59,10 @@ func (s *Server) serveJSON(h jsonHandler) http.HandlerFunc {
 			e := toAPIError(err)
 			s.logRefusal(r, reqID, id, e)
 			s.fail(w, r, reqID, e)
+			// Refused tokens and grants count as for every call; no pgmq
+			// function ran, so nothing per queue.
+			outcome := outcomeOf(e.Status)
+			s.metrics.ObserveCall(Observation{Outcome: outcome, Status: e.Status, Reason: browseRefusal(err, outcome)})
 			return
 		}
 		// Queue contents and counters: never kept by a cache on the way.
@@ -75,6 +80,16 @@ func (s *Server) queryJSON(ctx context.Context, id auth.Identity, sql string, ar
 		return nil, err
 	}
 	return row[0], nil
+}
+
+// browseRefusal is the bounded reason of a refused console request: the
+// token's (refusalReason), or missing_grant for the grant checks here.
+func browseRefusal(err error, outcome string) string {
+	var ae *apiError
+	if outcome == "denied" && errors.As(err, &ae) && ae.Code == pgerrcode.InsufficientPrivilege {
+		return "missing_grant"
+	}
+	return refusalReason(err, outcome)
 }
 
 // errGrant is the 403 of a console request the token's grants refuse,

@@ -191,6 +191,21 @@ func TestUp(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(got), "[{") || !strings.Contains(string(got), `"queue_name":"up_probe"`) {
 		t.Fatalf("the printed curl line: %v\n%s", err, got)
 	}
+	// The console line: the page, and the token of its fragment signs in.
+	consoleRE := regexp.MustCompile(`console: (http://\S+)#token=(\S+)`)
+	cm := consoleRE.FindStringSubmatch(out.String())
+	if cm == nil {
+		t.Fatalf("up did not print a console link:\n%s", out.String())
+	}
+	got, err = exec.Command("curl", "-s", cm[1]).CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "<title>mqstack console</title>") {
+		t.Fatalf("the console link: %v\n%.500s", err, got)
+	}
+	got, err = exec.Command("curl", "-s", strings.TrimSuffix(cm[1], "/console/")+"/mqstack/v1/session",
+		"-H", "Authorization: Bearer "+cm[2]).CombinedOutput()
+	if err != nil || !strings.Contains(string(got), `"role":"mq"`) {
+		t.Fatalf("the console link's token: %v\n%s", err, got)
+	}
 	metricsRE := regexp.MustCompile(`metrics: (http://\S+)`)
 	mm := metricsRE.FindStringSubmatch(out.String())
 	if mm == nil {

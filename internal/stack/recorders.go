@@ -72,16 +72,16 @@ type restRecorder struct {
 var _ rest.Recorder = restRecorder{}
 
 func (r restRecorder) ObserveCall(o rest.Observation) {
-	if o.Function == "" {
-		return // refused before a function was known: counted by auth metrics
-	}
-	obs := metrics.Observation{Queue: o.Queue, Op: o.Function, Source: "rest", Duration: o.Latency}
 	switch o.Outcome {
 	case "unauthorized":
 		r.svc.AuthAttempts.WithLabelValues("refused", o.Reason, "rest").Inc()
 	case "denied":
 		r.svc.Denied.WithLabelValues(o.Reason, "rest").Inc()
 	}
+	if o.Function == "" {
+		return // no pgmq function (refused before one was known, the console's endpoints): no per-queue count
+	}
+	obs := metrics.Observation{Queue: o.Queue, Op: o.Function, Source: "rest", Duration: o.Latency}
 	switch o.Outcome {
 	case "ok":
 		obs.Outcome = metrics.OK

@@ -43,6 +43,9 @@ func TestBannerLinkOpensConsole(t *testing.T) {
 	// Signed in again on the page the address names (the service page).
 	e.waitJS("the service page again", `!document.getElementById("page-service").hidden &&
 		document.getElementById("page-login").hidden`)
+	// The refused token is counted where /metrics counts it, and shown.
+	e.waitJS("the refusal counted", `Array.from(document.querySelectorAll("#auth-table tr")).some(tr =>
+		tr.textContent.startsWith("malformedrest"))`)
 }
 
 // Queues created and filled over SQL show their kind and depth by state;
@@ -70,7 +73,9 @@ func TestQueuesShowDepths(t *testing.T) {
 	}
 
 	before := e.count(`SELECT sum(read_ct) * 1000000 + sum(extract(epoch FROM vt))::bigint FROM pgmq.q_depth_a`)
+	e.settled("queues")
 	e.do("open depth_a", chromedp.Click(chromedp.CSS(`#queues-table a[href="#/queue/depth_a"]`)))
+	e.settled("queue")
 	e.waitJS("the visible messages", `document.querySelectorAll("#messages-table tbody tr").length === 2`)
 	e.do("show the in-flight messages", chromedp.SetValue(chromedp.CSS("#state-filter"), "in_flight"),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("state-filter").dispatchEvent(new Event("change"))`))
@@ -160,7 +165,9 @@ func TestLimitedToken(t *testing.T) {
 		t.Fatal("the service page is offered to a limited token")
 	}
 
+	e.settled("queues")
 	e.do("open team_a", chromedp.Click(chromedp.CSS(`#queues-table a[href="#/queue/team_a"]`)))
+	e.settled("queue")
 	e.waitJS("what the token cannot do", `document.getElementById("queue-abilities").textContent.includes("do not allow it to send")`)
 	e.do("try to send", chromedp.Click(chromedp.CSS("#send-submit")))
 	e.waitJS("the refusal", `!document.getElementById("alert").hidden &&
@@ -259,7 +266,7 @@ func TestScreenshot(t *testing.T) {
 	e.sql(`SELECT pgmq.send('audit_log', '{}') FROM generate_series(1, 7)`)
 	e.open(e.token, "", "queues")
 	// Some traffic over a few samples, so the charts have a shape.
-	for i := 0; i < 8; i++ {
+	for i := 0; i < 12; i++ {
 		n := e.st.History.Len()
 		for j := 0; j < 1+i%3; j++ {
 			restSend(t, e, "orders")
@@ -268,21 +275,34 @@ func TestScreenshot(t *testing.T) {
 		restSend(t, e, "audit_log")
 		testenv.WaitFor(t, 10*time.Second, "the next sample", func() bool { return e.st.History.Len() > n })
 	}
-	e.waitJS("orders' depth", cell("orders", "visible")+` === "38"`)
+	e.waitJS("orders' depth", cell("orders", "visible")+` === "41"`)
 	e.waitJS("the charts", `document.querySelectorAll("#queues-table .sparkbox canvas").length === 3 && parseFloat(`+cell("orders", "sent")+`) > 0`)
 	out := os.Getenv("CONSOLE_SCREENSHOT")
 	e.screenshot(out)
 	// The queue page, for docs/console.md: out with -queue before .png.
+	e.settled("queues")
 	e.do("open orders", chromedp.Click(chromedp.CSS(`#queues-table a[href="#/queue/orders"]`)))
-	e.waitJS("orders' messages and charts", `document.querySelectorAll("#messages-table tbody tr").length === 38 &&
+	e.settled("queue")
+	e.waitJS("orders' messages and charts", `document.querySelectorAll("#messages-table tbody tr").length === 41 &&
 		document.querySelectorAll("#page-queue .chart canvas").length === 2`)
-	e.do("open a message", chromedp.Click(chromedp.CSS(`#messages-table tr[data-msg-id="20"] button`)))
-	e.waitJS("message 20", `document.getElementById("message-json").textContent.includes('"order": 20')`)
+	e.do("open a message", chromedp.Click(chromedp.CSS(`#messages-table tr[data-msg-id="26"] button`)))
+	e.waitJS("message 26", `document.getElementById("message-json").textContent.includes('"order": 26')`)
 	e.do("back to the top", chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
-	if out != "" {
-		out = strings.TrimSuffix(out, ".png") + "-queue.png"
+	e.screenshot(suffixed(out, "-queue"))
+	// And the queues page in a phone-sized window.
+	e.do("a phone-sized window", chromedp.EmulateViewport(390, 844),
+		chromedp.Evaluate[chromedp.Void](`location.hash = "#/queues"`))
+	e.waitJS("the queues as cards", `document.querySelectorAll("#queues-table tbody tr").length === 3 &&
+		document.documentElement.scrollWidth === 390`)
+	e.screenshot(suffixed(out, "-narrow"))
+}
+
+// suffixed puts suffix before the .png of name ("" stays "").
+func suffixed(name, suffix string) string {
+	if name == "" {
+		return ""
 	}
-	e.screenshot(out)
+	return strings.TrimSuffix(name, ".png") + suffix + ".png"
 }
 
 // screenshot takes a picture of the page (checking it is a PNG) and writes

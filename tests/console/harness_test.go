@@ -203,6 +203,22 @@ func (e *env) open(token, fragment, page string) {
 		e.do("go to "+fragment, chromedp.Evaluate[chromedp.Void](`location.hash = `+strconv.Quote(fragment)))
 	}
 	e.waitJS("page "+page, `!document.getElementById("page-`+page+`").hidden`)
+	e.settled(page)
+}
+
+// settled waits until the page has drawn what its first refreshes add
+// (charts, message list), so that a click does not land where a button
+// was before the layout moved.
+func (e *env) settled(page string) {
+	e.t.Helper()
+	switch page {
+	case "queue":
+		e.waitJS("the queue page drawn", `document.querySelectorAll("#page-queue .chart canvas").length === 2 &&
+			(document.querySelectorAll("#messages-table tbody tr").length > 0 || !document.getElementById("messages-empty").hidden)`)
+	case "queues":
+		e.waitJS("the queues page drawn", `document.querySelectorAll("#queues-table .sparkbox").length ===
+			document.querySelectorAll("#queues-table tbody tr").length && document.getElementById("queues-updated").textContent !== ""`)
+	}
 }
 
 // sql runs a statement directly on Postgres, as role mq.

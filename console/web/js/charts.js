@@ -3,8 +3,6 @@
 
 MQ.colors = { sent: "#2563eb", received: "#16a34a", deleted: "#dc2626", visible: "#2563eb", in_flight: "#d97706", delayed: "#7c3aed" };
 
-MQ.windowSec = 900; // the server's history window (stats.window_sec)
-
 // stats fetches the rate and depth history (all listable queues, or one).
 MQ.stats = (queue) => MQ.get("stats" + (queue ? "?queue=" + encodeURIComponent(queue) : ""));
 
@@ -46,9 +44,9 @@ MQ.Chart = class {
       label: k.replace("_", " "), stroke: MQ.colors[k] || "#555", width: this.small ? 1 : 1.5,
       points: { show: false }, spanGaps: false,
     })));
-    // Always the whole window, so a young process's few minutes sit at the
-    // right end instead of being stretched over the chart.
-    const x = { time: true, range: (u, min, max) => [(max || Date.now() / 1000) - MQ.windowSec, max || Date.now() / 1000] };
+    // x spans the samples kept: the last 15 minutes, or the process's life
+    // when it is younger.
+    const x = { time: true };
     // A little room below zero keeps a flat line at 0 in sight.
     const y = { range: (u, min, max) => { const top = Math.max(max || 0, 1) * 1.1; return [-top * 0.04, top]; } };
     const o = Object.assign(this.size(), { series, scales: { x, y } });

@@ -116,6 +116,7 @@ MQ.queuePage = {
     MQ.$("message-headers").textContent = m.headers === null && !m.headers_bytes ? "(none)" : shown(m.headers, m.headers_bytes);
     MQ.$("msg-delete").hidden = MQ.$("msg-archive").hidden = state === "archived";
     MQ.$("message-detail").hidden = false;
+    MQ.$("message-detail").scrollIntoView({ block: "nearest" });
   },
 
   async messageAction(fn, verb) {
