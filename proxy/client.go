@@ -22,12 +22,13 @@ type clientConn struct {
 	// nc while the session goroutine replaces it.
 	raw net.Conn
 	nc  net.Conn
-	// proto reads the client's messages and out buffers what is written
-	// to it; both nil before the startup message.
-	proto *pgproto3.Backend
-	out   *wire.Writer
+	// in reads the client's messages and out buffers what is written to
+	// it; both nil before the startup message. Neither holds a buffer while
+	// the client is idle.
+	in  *wire.Reader
+	out *wire.Writer
 	isTLS bool
-	// wmu is held for writes to the client and changes of nc and proto.
+	// wmu is held for writes to the client and changes of nc, in and out.
 	wmu       sync.Mutex
 	closeOnce sync.Once
 	// closedFor is the first reason the session was given to end (the
@@ -46,8 +47,8 @@ func (cc *clientConn) noteEnd(reason closeReason) { cc.closedFor.CompareAndSwap(
 // its startup message, or to refuse it).
 func (cc *clientConn) startProtocol() {
 	cc.wmu.Lock()
-	if cc.proto == nil {
-		cc.proto = pgproto3.NewBackend(cc.nc, cc.nc)
+	if cc.out == nil {
+		cc.in = wire.NewReader(cc.nc, maxPasswordMessage)
 		cc.out = wire.NewWriter(cc.nc)
 	}
 	cc.wmu.Unlock()
@@ -72,7 +73,7 @@ func (cc *clientConn) startTLS(ctx context.Context, cfg *tls.Config) error {
 func (cc *clientConn) write(flush bool, msgs ...pgproto3.BackendMessage) error {
 	cc.wmu.Lock()
 	defer cc.wmu.Unlock()
-	if cc.proto == nil {
+	if cc.out == nil {
 		return nil // before the startup packet: nothing can be said yet
 	}
 	for _, m := range msgs {

@@ -21,7 +21,7 @@ import (
 // why the session ends.
 func (s *session) commandLoop() closeReason {
 	for {
-		msg, err := s.client.proto.Receive()
+		msg, err := s.client.in.Receive()
 		if err != nil {
 			if reason, retry := s.receiveFailed(err); !retry {
 				return reason

@@ -45,7 +45,7 @@ func BenchmarkRelayDataRow(b *testing.B) {
 		}
 	}
 	fe := pgproto3.NewFrontend(&segmentReader{seg: seg}, io.Discard)
-	s := &session{client: clientConn{proto: pgproto3.NewBackend(nil, io.Discard), out: wire.NewWriter(io.Discard)}}
+	s := &session{client: clientConn{out: wire.NewWriter(io.Discard)}}
 	b.SetBytes(int64(len(seg) / 4))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -77,7 +77,6 @@ func (s *session) negotiate() error {
 // client is admitted unless the proxy drains or is full.
 func (s *session) startup(p *startupPacket) error {
 	s.client.startProtocol()
-	s.client.proto.SetMaxBodyLen(maxPasswordMessage)
 	cs, err := interpretStartup(p)
 	if err != nil {
 		return err
@@ -140,7 +139,7 @@ func (s *session) authenticate() error {
 		return err
 	}
 	s.login.id = id
-	s.client.proto.SetMaxBodyLen(int(cfg.MaxMessageBytes))
+	s.client.in.SetMaxBodyLen(int(cfg.MaxMessageBytes))
 	return nil
 }
 
@@ -149,10 +148,8 @@ func (s *session) readToken() (string, error) {
 	if err := s.client.write(true, &pgproto3.AuthenticationCleartextPassword{}); err != nil {
 		return "", err
 	}
-	if err := s.client.proto.SetAuthType(pgproto3.AuthTypeCleartextPassword); err != nil {
-		return "", err
-	}
-	msg, err := s.client.proto.Receive()
+	msg, err := s.client.in.Receive() // 'p' reads as a cleartext password
+
 	if err != nil {
 		var tooLong *pgproto3.ExceededMaxBodyLenErr
 		if errors.As(err, &tooLong) {

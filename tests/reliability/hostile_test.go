@@ -217,9 +217,10 @@ func TestHostileClients(t *testing.T) {
 		}
 	})
 
-	// A logged-in client that declares a large message and sends nothing
-	// makes the proxy allocate the declared size (pgproto3 reads a message
-	// into one buffer): memory is bounded by max_clients x
+	// A logged-in client that declares a large message, sends its first
+	// kilobyte and stalls makes the proxy keep a buffer of the declared size
+	// (a message is read into one buffer; the proxy holds none while no
+	// byte of it has come): memory is bounded by max_clients x
 	// max_message_bytes, and given back when the client goes.
 	t.Run("declared_message_never_sent", func(t *testing.T) {
 		const clients, declared = 4, 48 << 20
@@ -229,10 +230,11 @@ func TestHostileClients(t *testing.T) {
 			for range clients {
 				nc := rawLogin(t, e)
 				conns = append(conns, nc)
-				nc.Write(append([]byte{'Q'}, binary.BigEndian.AppendUint32(nil, declared)...))
+				head := append([]byte{'Q'}, binary.BigEndian.AppendUint32(nil, declared)...)
+				nc.Write(append(head, make([]byte, 1024)...))
 			}
-			// The proxy takes a buffer of the declared size on reading the
-			// message header (see above).
+			// The proxy takes a buffer of the declared size for the part of
+			// the message that came.
 			testenv.WaitFor(t, 10*time.Second, "the proxy to take buffers for the declared messages", func() bool {
 				return int64(heapInUse())-int64(before) >= clients*declared*9/10
 			})
