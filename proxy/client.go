@@ -25,8 +25,8 @@ type clientConn struct {
 	// in reads the client's messages and out buffers what is written to
 	// it; both nil before the startup message. Neither holds a buffer while
 	// the client is idle.
-	in  *wire.Reader
-	out *wire.Writer
+	in    *wire.Reader
+	out   *wire.Writer
 	isTLS bool
 	// wmu is held for writes to the client and changes of nc, in and out.
 	wmu       sync.Mutex

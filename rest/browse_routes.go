@@ -82,6 +82,14 @@ func (s *Server) queryJSON(ctx context.Context, id auth.Identity, sql string, ar
 	return row[0], nil
 }
 
+// checkRole holds the endpoints that touch no backend to the rules a call
+// meets at checkout: the role can log in, and is no superuser unless
+// allowed (a token for a role REST would refuse sees no counters either).
+func (s *Server) checkRole(ctx context.Context, id auth.Identity) error {
+	_, err := s.queryRow(ctx, id, "SELECT 1", nil)
+	return err
+}
+
 // browseRefusal is the bounded reason of a refused console request: the
 // token's (refusalReason), or missing_grant for the grant checks here.
 func browseRefusal(err error, outcome string) string {

@@ -12,6 +12,9 @@ import (
 // session answers GET /mqstack/v1/session: who the token is and what the
 // console may show it, so the page can say what it cannot do.
 func (s *Server) session(r *http.Request, id auth.Identity) ([]byte, error) {
+	if err := s.checkRole(r.Context(), id); err != nil {
+		return nil, err
+	}
 	var exp *time.Time
 	if !id.ExpiresAt.IsZero() {
 		t := id.ExpiresAt.UTC()
@@ -39,6 +42,9 @@ func (s *Server) queueStats(r *http.Request, id auth.Identity) ([]byte, error) {
 	if only != "" && !id.Grants.CanList(only) {
 		return nil, errGrant(fmt.Sprintf("the charts of %q need the \"list\" grant", safeName(only)))
 	}
+	if err := s.checkRole(r.Context(), id); err != nil {
+		return nil, err
+	}
 	return json.Marshal(s.stats.QueueHistory(id.Grants.CanList, only))
 }
 
@@ -51,6 +57,9 @@ func (s *Server) serviceStats(r *http.Request, id auth.Identity) ([]byte, error)
 	}
 	if !id.Grants.AllowsAll(auth.OpList) {
 		return nil, errGrant(`the service page shows every pool and client: it needs the "list" grant on every queue ("*")`)
+	}
+	if err := s.checkRole(r.Context(), id); err != nil {
+		return nil, err
 	}
 	v, err := s.stats.Service()
 	if err != nil {

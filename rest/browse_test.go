@@ -113,6 +113,7 @@ func TestBrowseRefusals(t *testing.T) {
 	e.must("create", `{"queue_name":"browse_secret"}`, 204, ``)
 	limited := testenv.Token(t, testSecret, auth.MintOptions{Grants: []auth.GrantEntry{
 		{Queues: []string{"browse_open"}, Ops: []string{"read", "list"}}}})
+	noRole := testenv.Token(t, testSecret, auth.MintOptions{Role: "browse_no_such_role"})
 
 	cases := []struct {
 		name, path, token string
@@ -132,6 +133,9 @@ func TestBrowseRefusals(t *testing.T) {
 		{"no queue", "queues/browse_nothing/messages", "", 404, `{"code":"42P01","message":"no queue named \"browse_nothing\"",ANY}`},
 		{"no message", "queues/browse_open/messages/99", "", 404, `{"code":"PGRST116",ANY}`},
 		{"stats without console", "stats", "", 404, `{"code":"PGRST125",ANY}`},
+		{"session", "session", "", 200, `{"role":"mq","subject":"mqstack-dev","expires_at":ANY,"limited":false,"can_list":true,"service":true,"console":false}`},
+		{"limited session", "session", limited, 200, `{"role":"mq",ANY"limited":true,"can_list":true,"service":false,ANY}`},
+		{"role that cannot log in", "session", noRole, 403, `{"code":"28000",ANY}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
