@@ -91,7 +91,7 @@ bench-micro:
 
 # Every fuzz target as package:Target; `go test -fuzz` takes one per run.
 FUZZ_TARGETS := ./proxy:FuzzStartup ./proxy:FuzzSession ./proxy:FuzzPassword ./router:FuzzClassify \
-	./auth:FuzzVerify ./auth:FuzzGrantParse ./rest:FuzzBuildCall ./rest:FuzzHandler
+	./auth:FuzzVerify ./auth:FuzzGrantParse ./rest:FuzzBuildCall ./rest:FuzzHandler ./rest:FuzzQueueTable
 FUZZTIME ?= 30s
 
 # make test fuzzes each target for a number of executions, not a duration:
