@@ -52,6 +52,13 @@ type ProxyConfig struct {
 	// MaxPreparedBytes caps the query text of one client's named prepared
 	// statements, together. Default 16MiB.
 	MaxPreparedBytes ByteSize `yaml:"max_prepared_bytes"`
+	// MaxProcs is how many CPUs the mqstack process (proxy and REST) runs Go
+	// code on at once (GOMAXPROCS). 0: under `mqstack up`, a quarter of the
+	// CPUs Postgres is sized for, at least 1 (Postgres on the same machine
+	// needs the rest, and fewer scheduler threads cost less CPU per
+	// operation: docs/performance.md); under `mqstack serve`, every CPU.
+	// The GOMAXPROCS environment variable, when set, wins. Default 0.
+	MaxProcs int `yaml:"max_procs"`
 }
 
 // PoolConfig configures the pools of backend connections, one pool per
@@ -200,6 +207,9 @@ func validateProxy(c Config) []string {
 	}
 	if p.MaxPreparedStatements < 1 {
 		bad("proxy.max_prepared_statements must be at least 1")
+	}
+	if p.MaxProcs < 0 {
+		bad("proxy.max_procs must be 0 (automatic) or more")
 	}
 	if p.MaxPreparedBytes < KiB {
 		bad("proxy.max_prepared_bytes must be at least 1kB")

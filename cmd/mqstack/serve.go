@@ -47,6 +47,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer stop()
+	setProcs(v, false, log)
 	defaultRole := v.Auth.DefaultRole
 	if defaultRole == "" {
 		defaultRole = v.Postgres.DefaultRole

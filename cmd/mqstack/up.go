@@ -35,6 +35,7 @@ func cmdUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stop()
+	setProcs(v, true, log)
 
 	bins, err := pgembed.FindBinaries(v.Postgres.BinDir)
 	if err != nil {
