@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"sync"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -82,7 +83,10 @@ func (s *session) startup(p *startupPacket) error {
 		return err
 	}
 	s.login.start = cs
-	s.log = s.log.WithLazy(zap.String("user", cs.user), zap.String("database", cs.database))
+	// One logger for the session's life, made from the server's (not from
+	// the one above, whose clone it would keep alive for each idle client).
+	s.log = s.srv.log.WithLazy(zap.String("client", s.client.nc.RemoteAddr().String()),
+		zap.String("user", cs.user), zap.String("database", cs.database))
 	if p.minor > 0 || len(cs.unknownOptions) > 0 {
 		s.client.write(false, &pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: cs.unknownOptions})
 	}
@@ -178,6 +182,29 @@ type poolLogin struct {
 	params    map[string]string
 	superuser bool
 	norm      map[string]string // name + "\x00" + value -> reported value
+
+	// wants are wanted settings as of login that sessions share (most
+	// clients log in with the same few), at most maxSharedWants of them.
+	mu    sync.Mutex
+	wants []map[string]string
+}
+
+const maxSharedWants = 16
+
+// shared is a map equal to want that other sessions may hold too; the
+// caller must not write to it.
+func (pl *poolLogin) shared(want map[string]string) map[string]string {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for _, w := range pl.wants {
+		if maps.Equal(w, want) {
+			return w
+		}
+	}
+	if len(pl.wants) < maxSharedWants {
+		pl.wants = append(pl.wants, want)
+	}
+	return want
 }
 
 func (pl *poolLogin) covers(settings map[string]string) bool {
@@ -273,7 +300,7 @@ func (s *session) probe() (*poolLogin, error) {
 			return pl, nil
 		}
 	}
-	s.settings.want = maps.Clone(s.login.start.settings)
+	s.settings.want, s.settings.owned = maps.Clone(s.login.start.settings), true
 	if err := s.settings.apply(ctx, c); err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func (s *session) handleParse(m *pgproto3.Parse) error {
 		// never waits for a backend while others wait on it.
 		s.mu.Lock()
 		if s.backend.conn == nil {
-			s.stmts.named[m.Name] = st
+			s.stmts.setNamed(m.Name, st)
 			s.mu.Unlock()
 			return s.client.write(false, &pgproto3.ParseComplete{})
 		}
@@ -84,7 +84,7 @@ func (s *session) parseUnnamedLocked(c *backend.Conn, m *pgproto3.Parse, st *stm
 // when c has it already, a Close of nothing stands in for the Parse, so
 // the answer still comes in order.
 func (s *session) parseNamedLocked(c *backend.Conn, name string, st *stmt) {
-	s.stmts.named[name] = st
+	s.stmts.setNamed(name, st)
 	if c.Stmts().Has(st.backendName) {
 		s.backend.push(pqEntry{action: pqAsParse, client: name, st: st})
 		c.Send(&pgproto3.Close{ObjectType: 'S', Name: noSuchStatement})

@@ -77,11 +77,10 @@ func newSession(srv *Server, nc net.Conn) *session {
 	ctx, stop := context.WithCancel(context.Background())
 	s := &session{
 		srv:    srv,
-		log:    srv.log.WithLazy(zap.String("client", nc.RemoteAddr().String())),
+		log:    srv.log.WithLazy(zap.String("client", nc.RemoteAddr().String())), // startup adds user and database
 		client: clientConn{nc: nc, raw: nc},
 		ctx:    ctx,
 		stop:   stop,
-		stmts:  statements{named: map[string]*stmt{}},
 	}
 	s.deny.param = s.bindParam
 	return s

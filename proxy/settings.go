@@ -21,9 +21,33 @@ import (
 // have. Guarded by s.mu; the client goroutine reads them without it when
 // it checks a connection out, as no reader runs then.
 type wantedSettings struct {
-	want       map[string]string // what the client's backend must have
-	base       map[string]string // want as of login (DISCARD ALL and RESET ALL return to it)
-	discarding bool              // a DISCARD ALL ran in this cycle
+	// want is what the client's backend must have; base is want as of
+	// login (DISCARD ALL and RESET ALL return to it). base is shared with
+	// the sessions that logged in with the same settings and never
+	// written; want is base until the session changes a setting (set,
+	// unset), which gives it a copy of its own (owned). An idle session so
+	// holds no map of its own.
+	want, base map[string]string
+	owned      bool
+	discarding bool // a DISCARD ALL ran in this cycle
+}
+
+// set makes name wanted at v.
+func (w *wantedSettings) set(name, v string) {
+	w.own()
+	w.want[name] = v
+}
+
+// unset makes name wanted at nothing in particular.
+func (w *wantedSettings) unset(name string) {
+	w.own()
+	delete(w.want, name)
+}
+
+func (w *wantedSettings) own() {
+	if !w.owned {
+		w.want, w.owned = maps.Clone(w.want), true
+	}
 }
 
 // login sets the wanted settings at login from the startup settings (the
@@ -33,25 +57,26 @@ type wantedSettings struct {
 // back.
 func (w *wantedSettings) login(pl *poolLogin, startup map[string]string) (params map[string]string) {
 	params = maps.Clone(pl.params)
-	w.want = map[string]string{}
+	want := map[string]string{}
 	for k, v := range startup {
-		w.want[k] = v
+		want[k] = v
 		if isReported(k) {
-			w.want[k] = pl.norm[k+"\x00"+v]
-			params[k] = w.want[k]
+			want[k] = pl.norm[k+"\x00"+v]
+			params[k] = want[k]
 		}
 	}
 	for _, name := range clientReported {
-		if _, ok := w.want[name]; !ok {
-			w.want[name] = pl.params[name]
+		if _, ok := want[name]; !ok {
+			want[name] = pl.params[name]
 		}
 	}
-	w.base = maps.Clone(w.want)
+	w.base = pl.shared(want)
+	w.reset()
 	return params
 }
 
 // reset returns to the settings of the login (DISCARD ALL, RESET ALL).
-func (w *wantedSettings) reset() { w.want = maps.Clone(w.base) }
+func (w *wantedSettings) reset() { w.want, w.owned = w.base, false }
 
 // differ reports whether apply has anything to do on c. It runs at every
 // checkout, so it allocates nothing and makes no context.
@@ -116,13 +141,13 @@ func (w *wantedSettings) note(st *router.Statement) (taint bool) {
 		case p.Reset:
 			name := canonicalSetting(p.Setting)
 			if v, ok := w.base[name]; ok {
-				w.want[name] = v
+				w.set(name, v)
 			} else {
-				delete(w.want, name)
+				w.unset(name)
 			}
 			taint = true
 		case p.ValuesKnown:
-			w.want[canonicalSetting(p.Setting)] = p.Value()
+			w.set(canonicalSetting(p.Setting), p.Value())
 			taint = true
 		}
 	}
@@ -253,7 +278,7 @@ func (s *session) parameterStatus(m *pgproto3.ParameterStatus) (drop bool) {
 	if unsafe {
 		s.backend.tainted = true
 	} else if !s.settings.discarding && tracked(m.Name) {
-		s.settings.want[m.Name] = m.Value
+		s.settings.set(m.Name, m.Value)
 	}
 	limited := s.limited()
 	s.mu.Unlock()

@@ -114,6 +114,15 @@ func (t *statements) forget(name string) {
 	}
 }
 
+// setNamed records the client's statement name (the map is made at the
+// first one: most clients of a transaction pooler prepare none).
+func (t *statements) setNamed(name string, st *stmt) {
+	if t.named == nil {
+		t.named = map[string]*stmt{}
+	}
+	t.named[name] = st
+}
+
 // forgetNamed drops every named statement, protocol and SQL (DEALLOCATE
 // ALL, DISCARD ALL).
 func (t *statements) forgetNamed() {
