@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -73,7 +74,9 @@ backends:
 		p, _ := strconv.Atoi(port)
 		args = append(args, "--pprof", net.JoinHostPort(host, strconv.Itoa(p+1)))
 	}
-	cmd, done, err := startUntil(ctx, exec.Command(o.baseline, args...), "baseline: ", "mqstack serving")
+	cmd := exec.Command(o.baseline, args...)
+	cmd.Env = append(cleanEnv(), strings.FieldsFunc(o.baselineEnv, func(r rune) bool { return r == ',' })...)
+	cmd, done, err := startUntil(ctx, cmd, "baseline: ", "mqstack serving")
 	if err != nil {
 		return nil, fmt.Errorf("-baseline: %w", err)
 	}

@@ -139,11 +139,14 @@ log:
 	return e, nil
 }
 
-// startUntil starts cmd (with the caller's MQSTACK_* variables dropped)
+// startUntil starts cmd (by default with the caller's MQSTACK_* variables
+// dropped)
 // and waits until it prints a line starting with ready on stdout. done is
 // closed when it exits.
 func startUntil(ctx context.Context, cmd *exec.Cmd, prefix, ready string) (_ *exec.Cmd, done chan struct{}, err error) {
-	cmd.Env = cleanEnv()
+	if cmd.Env == nil {
+		cmd.Env = cleanEnv()
+	}
 	cmd.Stderr = prefixWriter(prefix)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -31,7 +31,10 @@ type options struct {
 	only      string
 	pprofAddr string
 	baseline  string
-	keep      bool
+	// baselineEnv: extra environment of the baseline, K=V,K=V (to compare
+	// one binary with itself under, say, GOMAXPROCS=1).
+	baselineEnv string
+	keep        bool
 }
 
 func main() {
@@ -54,6 +57,7 @@ func run() error {
 	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run (send,readdel,batch,pgbench,storm,rest,memory,scaling); default all")
 	flag.StringVar(&o.pprofAddr, "pprof", "", "start mqstack with --pprof on this address (for profiling under load); -baseline gets the next port")
 	flag.StringVar(&o.baseline, "baseline", "", "a second mqstack binary (say, built from the commit before a change) measured beside mqstack as target \"baseline\"")
+	flag.StringVar(&o.baselineEnv, "baseline-env", "", "extra environment of the -baseline process, K=V,K=V (e.g. GOMAXPROCS=1 to compare a binary with itself)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the data directory")
 	flag.Parse()
 	for _, c := range strings.Split(clients, ",") {
