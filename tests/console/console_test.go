@@ -53,12 +53,13 @@ func TestBannerLinkOpensConsole(t *testing.T) {
 func TestQueuesShowDepths(t *testing.T) {
 	e := newEnv(t)
 	e.freshQueues("depth_a", "depth_u")
-	e.sql(`SELECT pgmq.create('depth_a')`)
-	e.sql(`SELECT pgmq.create_unlogged('depth_u')`)
-	e.sql(`SELECT pgmq.send('depth_a', jsonb_build_object('n', i)) FROM generate_series(1, 4) i`)
-	e.sql(`SELECT pgmq.send('depth_a', '{"later": true}', 300)`)
-	e.sql(`SELECT * FROM pgmq.read('depth_a', 300, 1)`) // message 1 in flight
-	e.sql(`SELECT pgmq.archive('depth_a', 2::bigint)`)
+	// Made and filled with psql through the proxy, as a user would.
+	e.psql(`SELECT pgmq.create('depth_a')`,
+		`SELECT pgmq.create_unlogged('depth_u')`,
+		`SELECT pgmq.send('depth_a', jsonb_build_object('n', i)) FROM generate_series(1, 4) i`,
+		`SELECT pgmq.send('depth_a', '{"later": true}', 300)`,
+		`SELECT * FROM pgmq.read('depth_a', 300, 1)`, // message 1 in flight
+		`SELECT pgmq.archive('depth_a', 2::bigint)`)
 	e.open(e.token, "", "queues")
 
 	e.waitJS("depth_a's visible count", cell("depth_a", "visible")+` === "2"`)

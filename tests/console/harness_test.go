@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,6 +227,31 @@ func (e *env) sql(stmt string, args ...any) {
 	e.t.Helper()
 	if _, err := e.db.Exec(context.Background(), stmt, args...); err != nil {
 		e.t.Fatalf("%s: %v", stmt, err)
+	}
+}
+
+// psql runs statements with psql through the proxy, as a user of the stack
+// would (the token as the password).
+func (e *env) psql(stmts ...string) {
+	e.t.Helper()
+	bin := "/usr/lib/postgresql/15/bin/psql"
+	if _, err := os.Stat(bin); err != nil {
+		if bin, err = exec.LookPath("psql"); err != nil {
+			e.t.Fatalf("psql not found (the console tests need it; run make deps): %v", err)
+		}
+	}
+	host, port, err := net.SplitHostPort(e.st.ProxyAddr())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	args := []string{"-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", port, "-U", "mq", "-d", "postgres"}
+	for _, s := range stmts {
+		args = append(args, "-c", s)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+e.token, "PGSSLMODE=disable", "PGCONNECT_TIMEOUT=10")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		e.t.Fatalf("psql %q: %v: %s", stmts, err, out)
 	}
 }
 
