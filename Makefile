@@ -74,7 +74,7 @@ bench-extension:
 # BENCH_FLAGS go to bench/cmd/mqbench, e.g. BENCH_FLAGS="-cell 3s -rounds 5" or "-only send,storm".
 BENCH_FLAGS ?=
 
-## bench: direct Postgres vs PgBouncer vs mqstack, interleaved (about 8 minutes); writes bench/results/latest.csv
+## bench: direct Postgres vs PgBouncer vs mqstack, interleaved, with CPU per operation (about 13 minutes); writes bench/results/latest.csv
 bench:
 	@./scripts/deps.sh pgbouncer
 	@$(MAKE) --no-print-directory build
