@@ -36,7 +36,6 @@ type Reader struct {
 	buf     *[]byte
 	rp, wp  int
 	maxBody int
-	err     error // a read error seen with bytes still buffered
 }
 
 // NewReader reads from c; maxBody bounds a message's body (0: no bound).
@@ -62,9 +61,6 @@ func (r *Reader) Buffered() int { return r.wp - r.rp }
 // password message ('p') is read as a cleartext PasswordMessage, the only
 // authentication the proxy asks for.
 func (r *Reader) Receive() (pgproto3.FrontendMessage, error) {
-	if r.rp == r.wp {
-		r.releaseBuffer() // nothing unread: wait for the client without it
-	}
 	hdr, err := r.next(5)
 	if err != nil {
 		return nil, err
@@ -132,17 +128,8 @@ func newMessage(typ byte) pgproto3.FrontendMessage {
 // next returns the next n unread bytes, reading until it has them.
 func (r *Reader) next(n int) ([]byte, error) {
 	for r.wp-r.rp < n {
-		if r.err != nil {
-			err := r.err
-			r.err = nil
-			return nil, err
-		}
 		r.makeRoom(n)
-		if err := r.read(n); err != nil {
-			if r.wp-r.rp >= n {
-				r.err = err // report it once the buffered bytes are used
-				break
-			}
+		if err := r.read(n); err != nil { // a read that fails added no byte
 			return nil, err
 		}
 	}
@@ -156,6 +143,9 @@ func (r *Reader) next(n int) ([]byte, error) {
 // bytes moved to its start.
 func (r *Reader) makeRoom(n int) {
 	unread := r.wp - r.rp
+	if unread == 0 && r.buf != nil && len(*r.buf) > readBuffer {
+		r.releaseBuffer() // a long message's buffer is not kept for the next
+	}
 	if r.buf != nil && len(*r.buf) >= n {
 		if len(*r.buf)-r.rp < n {
 			copy(*r.buf, (*r.buf)[r.rp:r.wp])
