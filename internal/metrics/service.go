@@ -49,3 +49,37 @@ func NewService(reg prometheus.Registerer, cacheStats func() (hits, misses uint6
 	}
 	return s
 }
+
+// Front is the service counters as one front end ("proxy" or "rest")
+// reports them: the methods proxy.Recorder names, with the source label
+// filled in, so an adapter only adds its calls on queues.
+type Front struct {
+	svc    *Service
+	source string
+}
+
+// Front returns the counters of source, with every close reason and pin
+// cause given exported from the start.
+func (s *Service) Front(source string, closeReasons, pinCauses []string) Front {
+	for _, r := range closeReasons {
+		s.ConnectionsClosed.WithLabelValues(r)
+	}
+	for _, c := range pinCauses {
+		s.Pins.WithLabelValues(c)
+	}
+	return Front{svc: s, source: source}
+}
+
+// AuthAttempt counts one token check.
+func (f Front) AuthAttempt(outcome, reason string) {
+	f.svc.AuthAttempts.WithLabelValues(outcome, reason, f.source).Inc()
+}
+
+// ConnectionClosed counts a closed client connection.
+func (f Front) ConnectionClosed(reason string) { f.svc.ConnectionsClosed.WithLabelValues(reason).Inc() }
+
+// StatementDenied counts a refused statement.
+func (f Front) StatementDenied(reason string) { f.svc.Denied.WithLabelValues(reason, f.source).Inc() }
+
+// Pinned counts a session pinned to its backend.
+func (f Front) Pinned(cause string) { f.svc.Pins.WithLabelValues(cause).Inc() }

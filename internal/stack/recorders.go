@@ -12,36 +12,15 @@ import (
 // proxyRecorder feeds the proxy's counts into the per-queue and service
 // metrics REST feeds.
 type proxyRecorder struct {
-	q   *metrics.Queues
-	svc *metrics.Service
+	metrics.Front
+	q *metrics.Queues
 }
 
 var _ proxy.Recorder = proxyRecorder{}
 
-// newProxyRecorder exports every close reason and pin cause from the start.
 func newProxyRecorder(q *metrics.Queues, svc *metrics.Service) proxyRecorder {
-	for _, r := range proxy.CloseReasons() {
-		svc.ConnectionsClosed.WithLabelValues(r)
-	}
-	for _, c := range proxy.PinCauses() {
-		svc.Pins.WithLabelValues(c)
-	}
-	return proxyRecorder{q: q, svc: svc}
+	return proxyRecorder{Front: svc.Front("proxy", proxy.CloseReasons(), proxy.PinCauses()), q: q}
 }
-
-func (r proxyRecorder) AuthAttempt(outcome, reason string) {
-	r.svc.AuthAttempts.WithLabelValues(outcome, reason, "proxy").Inc()
-}
-
-func (r proxyRecorder) ConnectionClosed(reason string) {
-	r.svc.ConnectionsClosed.WithLabelValues(reason).Inc()
-}
-
-func (r proxyRecorder) StatementDenied(reason string) {
-	r.svc.Denied.WithLabelValues(reason, "proxy").Inc()
-}
-
-func (r proxyRecorder) Pinned(cause string) { r.svc.Pins.WithLabelValues(cause).Inc() }
 
 func (r proxyRecorder) ObserveCall(o proxy.Observation) {
 	obs := metrics.Observation{Queue: o.Queue, Op: o.Function, Source: "proxy", Duration: o.Latency}
@@ -65,8 +44,8 @@ func (r proxyRecorder) ObserveCall(o proxy.Observation) {
 // restRecorder feeds REST calls into the per-queue and service metrics the
 // proxy feeds.
 type restRecorder struct {
-	q   *metrics.Queues
-	svc *metrics.Service
+	q     *metrics.Queues
+	front metrics.Front
 }
 
 var _ rest.Recorder = restRecorder{}
@@ -74,9 +53,9 @@ var _ rest.Recorder = restRecorder{}
 func (r restRecorder) ObserveCall(o rest.Observation) {
 	switch o.Outcome {
 	case "unauthorized":
-		r.svc.AuthAttempts.WithLabelValues("refused", o.Reason, "rest").Inc()
+		r.front.AuthAttempt("refused", o.Reason)
 	case "denied":
-		r.svc.Denied.WithLabelValues(o.Reason, "rest").Inc()
+		r.front.StatementDenied(o.Reason)
 	}
 	if o.Function == "" {
 		return // no pgmq function (refused before one was known, the console's endpoints): no per-queue count

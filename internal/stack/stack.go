@@ -133,7 +133,7 @@ func Start(opts Options) (_ *Stack, err error) {
 		Pools:     rest.BackendPools{Manager: s.Backends, Backend: opts.Backends[0].Name, Database: opts.Backends[0].Database},
 		ReadyRole: opts.DefaultRole,
 		Router:    s.Router,
-		Metrics:   restRecorder{s.Queues, s.Service},
+		Metrics:   restRecorder{q: s.Queues, front: s.Service.Front("rest", nil, nil)},
 		Logger:    log.Named("rest"),
 		Console:   consoleHandler,
 		Stats:     consoleStats,
