@@ -24,31 +24,13 @@ type baseline struct {
 }
 
 func startBaseline(ctx context.Context, e *env, o options) (*baseline, error) {
-	ports := make([]int, 3)
-	for i := range ports {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
 	}
 	// The same pool, limits and token key as the mqstack under test; its
 	// backend logs in over TCP with the bench's scram password.
-	cfg := fmt.Sprintf(`# written by mqbench for -baseline
-proxy:
-  listen: 127.0.0.1:%d
-  max_clients: %d
-pool:
-  size: %d
-  checkout_timeout: 60s
-  max_share: 1
-rest:
-  listen: 127.0.0.1:%d
-metrics:
-  listen: 127.0.0.1:%d
-log:
-  level: warn
-auth:
+	cfg := "# written by mqbench for -baseline\n" + frontEndYAML(o, ports[0], ports[1], ports[2]) + fmt.Sprintf(`auth:
   hmac_secret_file: %s
   default_role: mq
 backends:
@@ -58,8 +40,7 @@ backends:
     sslmode: disable
     passwords:
       mq: %s
-`, ports[0], o.idleConns+2000, o.poolSize, ports[1], ports[2],
-		filepath.Join(e.dataDir, "jwt.secret"), e.pgPort, benchPassword)
+`, filepath.Join(e.dataDir, "jwt.secret"), e.pgPort, benchPassword)
 	path := filepath.Join(e.dir, "baseline.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err

@@ -405,26 +405,23 @@ func (b *bench) memory(ctx context.Context) error {
 		targets = append(targets, "baseline")
 	}
 	for _, target := range targets {
-		t := struct {
-			target string
-			pid    int
-		}{target, b.env.pid(target)}
+		pid := b.env.pid(target)
 		// One login first, so pools and caches exist before the baseline.
-		c, err := pgconn.Connect(ctx, b.env.dsn(t.target))
+		c, err := pgconn.Connect(ctx, b.env.dsn(target))
 		if err != nil {
-			fmt.Printf("memory: %s: failed: %v\n", t.target, err)
+			fmt.Printf("memory: %s: failed: %v\n", target, err)
 			continue
 		}
 		c.Close(ctx)
 		time.Sleep(200 * time.Millisecond)
-		before, err := rss(t.pid)
+		before, err := rss(pid)
 		if err != nil {
 			return err
 		}
-		conns, el, openErr := openIdle(ctx, b.env.dsn(t.target), b.o.idleConns)
+		conns, el, openErr := openIdle(ctx, b.env.dsn(target), b.o.idleConns)
 		time.Sleep(time.Second)
-		after, err := rss(t.pid)
-		if t.target == "mqstack" && b.o.pprofAddr != "" {
+		after, err := rss(pid)
+		if target == "mqstack" && b.o.pprofAddr != "" {
 			saveProfile(b.o.pprofAddr, "heap", filepath.Join(os.TempDir(), "mqbench-idle-heap.pprof"))
 			if resp, err := http.Get(b.env.metricsURL + "/metrics"); err == nil {
 				sc := bufio.NewScanner(resp.Body)
@@ -447,13 +444,13 @@ func (b *bench) memory(ctx context.Context) error {
 			return err
 		}
 		if openErr != nil {
-			fmt.Printf("memory: %s: failed: %v\n", t.target, openErr)
+			fmt.Printf("memory: %s: failed: %v\n", target, openErr)
 			continue
 		}
 		per := float64(after-before) / float64(open)
 		fmt.Printf("memory: %s: %d idle clients in %s, RSS %.1f MiB -> %.1f MiB, %.1f KiB per client\n",
-			t.target, open, el.Round(time.Millisecond), float64(before)/(1<<20), float64(after)/(1<<20), per/1024)
-		b.res.memory = append(b.res.memory, memRow{target: t.target, conns: open, before: before, after: after})
+			target, open, el.Round(time.Millisecond), float64(before)/(1<<20), float64(after)/(1<<20), per/1024)
+		b.res.memory = append(b.res.memory, memRow{target: target, conns: open, before: before, after: after})
 		time.Sleep(500 * time.Millisecond)
 	}
 	return nil

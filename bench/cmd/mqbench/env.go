@@ -46,40 +46,22 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startEnv(ctx context.Context, o options) (_ *env, err error) {
-	dir, err := os.MkdirTemp("", "mqbench-")
-	if err != nil {
-		return nil, err
-	}
-	// The postgres OS user (Postgres, PgBouncer) must reach into it.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, err
-	}
-	e := &env{dir: dir, keep: o.keep}
-	defer func() {
-		if err != nil {
-			e.close()
-		}
-	}()
-	ports := make([]int, 5)
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, n)
 	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
+		p, err := freePort()
+		if err != nil {
 			return nil, err
 		}
+		ports[i] = p
 	}
-	e.pgPort, e.mqPort, e.pgbPort = ports[0], ports[1], ports[2]
-	e.pgAddr = fmt.Sprintf("127.0.0.1:%d", e.pgPort)
-	e.mqAddr = fmt.Sprintf("127.0.0.1:%d", e.mqPort)
-	e.pgbAddr = fmt.Sprintf("127.0.0.1:%d", e.pgbPort)
-	e.restURL = fmt.Sprintf("http://127.0.0.1:%d", ports[3])
-	e.metricsURL = fmt.Sprintf("http://127.0.0.1:%d", ports[4])
-	cfg := fmt.Sprintf(`# written by mqbench
-postgres:
-  memory: 2GiB
-  port: %d
-  settings:
-    max_connections: "600"
-proxy:
+	return ports, nil
+}
+
+// frontEndYAML is the part of an mqstack config the bench gives both the
+// mqstack under test and -baseline: listeners, the same pool and limits.
+func frontEndYAML(o options, proxyPort, restPort, metricsPort int) string {
+	return fmt.Sprintf(`proxy:
   listen: 127.0.0.1:%d
   max_clients: %d
 pool:
@@ -95,7 +77,41 @@ metrics:
   listen: 127.0.0.1:%d
 log:
   level: warn
-`, e.pgPort, e.mqPort, o.idleConns+2000, o.poolSize, ports[3], ports[4])
+`, proxyPort, o.idleConns+2000, o.poolSize, restPort, metricsPort)
+}
+
+func startEnv(ctx context.Context, o options) (_ *env, err error) {
+	dir, err := os.MkdirTemp("", "mqbench-")
+	if err != nil {
+		return nil, err
+	}
+	// The postgres OS user (Postgres, PgBouncer) must reach into it.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, err
+	}
+	e := &env{dir: dir, keep: o.keep}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	ports, err := freePorts(5)
+	if err != nil {
+		return nil, err
+	}
+	e.pgPort, e.mqPort, e.pgbPort = ports[0], ports[1], ports[2]
+	e.pgAddr = fmt.Sprintf("127.0.0.1:%d", e.pgPort)
+	e.mqAddr = fmt.Sprintf("127.0.0.1:%d", e.mqPort)
+	e.pgbAddr = fmt.Sprintf("127.0.0.1:%d", e.pgbPort)
+	e.restURL = fmt.Sprintf("http://127.0.0.1:%d", ports[3])
+	e.metricsURL = fmt.Sprintf("http://127.0.0.1:%d", ports[4])
+	cfg := fmt.Sprintf(`# written by mqbench
+postgres:
+  memory: 2GiB
+  port: %d
+  settings:
+    max_connections: "600"
+`, e.pgPort) + frontEndYAML(o, e.mqPort, ports[3], ports[4])
 	cfgPath := filepath.Join(dir, "mqstack.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -86,7 +87,7 @@ func openIdle(ctx context.Context, dsn string, n int) ([]*pgconn.PgConn, time.Du
 				mu.Lock()
 				if err != nil {
 					failed++
-					firstErr = cmpOr(firstErr, err)
+					firstErr = cmp.Or(firstErr, err)
 				}
 				conns[i] = c
 				mu.Unlock()
@@ -102,13 +103,6 @@ func openIdle(ctx context.Context, dsn string, n int) ([]*pgconn.PgConn, time.Du
 		return conns, 0, fmt.Errorf("%d of %d idle logins failed: %w", failed, n, firstErr)
 	}
 	return conns, time.Since(t0), nil
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 func closeAll(ctx context.Context, conns []*pgconn.PgConn) {
