@@ -15,13 +15,22 @@ func ShareLimit(size int, maxShare float64) int {
 }
 
 // shareWaiter is a checkout waiting for its holder's share. A share that
-// comes free is handed to the first waiter of that holder: granted is set
-// and ready closed under hmu, and the waiter owns the share from then on.
-// (Waking every waiter to look again cost a thundering herd on each
-// release when many clients of one token wait.)
+// comes free is handed to the first waiter of that holder: ready is closed
+// under hmu, and the waiter owns the share from then on. (Waking every
+// waiter to look again cost a thundering herd on each release when many
+// clients of one token wait.)
 type shareWaiter struct {
-	ready   chan struct{}
-	granted bool
+	ready chan struct{}
+}
+
+// granted reports whether the waiter was handed a share. hmu is held.
+func (w *shareWaiter) granted() bool {
+	select {
+	case <-w.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 // reserve counts one more connection for holder, waiting (under the
@@ -55,7 +64,7 @@ func (p *pool) reserve(ctx context.Context, timer func() context.Context, holder
 
 	p.hmu.Lock()
 	defer p.hmu.Unlock()
-	if w.granted { // also when the deadline raced the grant: the share is ours
+	if w.granted() { // also when the deadline raced the grant: the share is ours
 		return nil
 	}
 	p.dropWaiterLocked(holder, w)
@@ -81,7 +90,6 @@ func (p *pool) grantLocked(holder string) {
 	i := 0
 	for ; i < len(ws) && p.held[holder] < p.limit; i++ {
 		p.held[holder]++
-		ws[i].granted = true
 		close(ws[i].ready)
 	}
 	if i == len(ws) {

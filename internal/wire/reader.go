@@ -52,10 +52,6 @@ func NewReader(c net.Conn, maxBody int) *Reader {
 // SetMaxBodyLen bounds the body of the messages read from now on.
 func (r *Reader) SetMaxBodyLen(n int) { r.maxBody = n }
 
-// Buffered is how many bytes were read from the client and not yet
-// returned as messages.
-func (r *Reader) Buffered() int { return r.wp - r.rp }
-
 // Receive reads the next message. A message whose body is over the bound
 // is an *pgproto3.ExceededMaxBodyLenErr (its body is left unread). A
 // password message ('p') is read as a cleartext PasswordMessage, the only

@@ -51,14 +51,6 @@ func (w *Writer) Send(m Encoder) {
 	*w.buf = out
 }
 
-// Buffered is how many bytes wait for Flush.
-func (w *Writer) Buffered() int {
-	if w.buf == nil {
-		return 0
-	}
-	return len(*w.buf)
-}
-
 // Flush writes what is buffered in one call and gives the buffer back.
 func (w *Writer) Flush() error {
 	buf, encErr := w.buf, w.err
@@ -77,14 +69,6 @@ func (w *Writer) Flush() error {
 		return encErr
 	}
 	return err
-}
-
-// Discard drops what is buffered.
-func (w *Writer) Discard() {
-	if w.buf != nil {
-		release(w.buf)
-	}
-	w.buf, w.err = nil, nil
 }
 
 func release(buf *[]byte) {
