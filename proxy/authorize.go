@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"github.com/jackc/pgx/v5/pgproto3"
-
 	"mqstack/router"
 )
 
@@ -48,19 +46,17 @@ func (s *session) authorizeQuery(st *router.Statement) (filter bool, err error) 
 	return dec.FilterListing, nil
 }
 
-// authorizeBind checks a Bind of a statement whose queue names are
-// parameters.
-func (s *session) authorizeBind(st *stmt, m *pgproto3.Bind) (filter bool, err error) {
-	s.deny.bind = bindValues{m: m, oids: st.oids}
-	defer func() { s.deny.bind = bindValues{} }()
-	if d := s.binaryTarget(st.class); d != nil {
+// authorizeBind checks a Bind (s.deny.bind) of a statement whose queue
+// names are parameters.
+func (s *session) authorizeBind(st *router.Statement) (filter bool, err error) {
+	if d := s.binaryTarget(st); d != nil {
 		return false, d
 	}
-	dec, err := router.Authorize(s.login.id, st.class, s.deny.param)
+	dec, err := router.Authorize(s.login.id, st, s.deny.param)
 	if err != nil {
 		return false, err
 	}
-	if dec.FilterListing && len(st.class.Parts) != 1 {
+	if dec.FilterListing && len(st.Parts) != 1 {
 		return false, &router.Denial{Kind: router.KindPgmq, Reason: "uncertain",
 			Detail: "send a listing as a statement of its own, so that its rows can be filtered"}
 	}

@@ -54,17 +54,19 @@ func (s *session) bindPortal(st *stmt, m *pgproto3.Bind) (portal, error) {
 	if st == nil || st.class == nil || !st.class.HasCalls {
 		return portal{}, nil
 	}
+	// The Bind's values, read through s.deny.param by the grant check, the
+	// denial count and the queue names below.
+	s.deny.bind = bindValues{m: m, oids: st.oids}
+	defer func() { s.deny.bind = bindValues{} }()
 	filter := st.filter
 	if st.class.Bound() && s.limited() {
 		var err error
-		if filter, err = s.authorizeBind(st, m); err != nil {
-			s.deny.bind = bindValues{m: m, oids: st.oids}
+		if filter, err = s.authorizeBind(st.class); err != nil {
 			s.countDenial(st.class, err, s.deny.param)
-			s.deny.bind = bindValues{}
 			return portal{}, err
 		}
 	}
-	return portal{st: st.class, queues: s.resolveQueues(st, m), filter: filter,
+	return portal{st: st.class, queues: s.resolveQueues(st.class), filter: filter,
 		binary: formatOf(m.ResultFormatCodes, 0) != 0, inspect: inspectFor(st.class, filter),
 		msgSize: messageSize(st.class, m.Parameters)}, nil
 }

@@ -75,16 +75,14 @@ func (s *session) bindParam(n int) (string, bool) {
 func noParams(int) (string, bool) { return "", false }
 
 // resolveQueues reads the bound queue names of st's calls from the Bind
-// being handled (nil when every queue is a literal).
-func (s *session) resolveQueues(st *stmt, m *pgproto3.Bind) []string {
-	if !st.class.Bound() {
+// being handled, s.deny.bind (nil when every queue is a literal).
+func (s *session) resolveQueues(st *router.Statement) []string {
+	if !st.Bound() {
 		return nil
 	}
-	s.deny.bind = bindValues{m: m, oids: st.oids}
-	defer func() { s.deny.bind = bindValues{} }()
 	var out []string
-	for i := range st.class.Parts {
-		for _, c := range st.class.Parts[i].Calls {
+	for i := range st.Parts {
+		for _, c := range st.Parts[i].Calls {
 			q := ""
 			if c.Target.Param > 0 {
 				q, _ = s.bindParam(c.Target.Param)
