@@ -86,7 +86,10 @@ func (s *Server) queryJSON(ctx context.Context, id auth.Identity, sql string, ar
 // meets at checkout: the role can log in, and is no superuser unless
 // allowed (a token for a role REST would refuse sees no counters either).
 func (s *Server) checkRole(ctx context.Context, id auth.Identity) error {
-	_, err := s.queryRow(ctx, id, "SELECT 1", nil)
+	conn, err := s.checkout(ctx, id)
+	if err == nil {
+		conn.Release()
+	}
 	return err
 }
 

@@ -290,17 +290,11 @@ func (s *Server) execute(ctx context.Context, id auth.Identity, c *call) (result
 // queryRow runs one statement on a backend connection of the token's role,
 // after the superuser rule, and returns its first row.
 func (s *Server) queryRow(ctx context.Context, id auth.Identity, sql string, args []*string) ([][]byte, error) {
-	conn, err := s.pools.Acquire(ctx, id.Role, id.Holder())
+	conn, err := s.checkout(ctx, id)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, &errUnavailable{err}
-	}
-	defer conn.Release()
-	if err := s.verifier.CheckRole(id.Role, conn.Superuser()); err != nil {
 		return nil, err
 	}
+	defer conn.Release()
 	row, err := conn.QueryRow(ctx, sql, args)
 	if err != nil {
 		var ae *apiError
@@ -310,6 +304,23 @@ func (s *Server) queryRow(ctx context.Context, id auth.Identity, sql string, arg
 		return nil, &errUnavailable{err}
 	}
 	return row, nil
+}
+
+// checkout takes a connection of the token's role from the pools REST
+// calls use, held to the superuser rule.
+func (s *Server) checkout(ctx context.Context, id auth.Identity) (Conn, error) {
+	conn, err := s.pools.Acquire(ctx, id.Role, id.Holder())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &errUnavailable{err}
+	}
+	if err := s.verifier.CheckRole(id.Role, conn.Superuser()); err != nil {
+		conn.Release()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // shape turns the statement's row into the response body.
