@@ -165,7 +165,7 @@ func (d *deallocation) forgetLocked(s *session) {
 	if d.all {
 		s.stmts.forgetNamed()
 	} else if s.stmts.named[d.name] == d.target {
-		delete(s.stmts.named, d.name)
+		s.stmts.dropNamed(d.name)
 	}
 }
 

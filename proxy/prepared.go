@@ -65,7 +65,7 @@ func (s *session) settleLocked(c *backend.Conn) {
 			c.Stmts().Remove(e.created)
 		}
 		if e.client != "" && s.stmts.named[e.client] == e.st {
-			delete(s.stmts.named, e.client)
+			s.stmts.dropNamed(e.client)
 		}
 		if e.unnamed {
 			c.ForgetUnnamed()

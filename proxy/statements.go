@@ -61,6 +61,7 @@ func newStmt(m *pgproto3.Parse, named bool) *stmt {
 // portals are the client goroutine's alone.
 type statements struct {
 	named      map[string]*stmt // the client's named statements
+	namedBytes int              // their query text, together (proxy.max_prepared_bytes)
 	unnamed    *stmt            // the client's unnamed statement
 	unnamedGen uint64           // counts its Parses: a backend holding it is marked with its generation
 	// sqlPrepared are the names of SQL PREPAREs of a pinned session: the
@@ -110,6 +111,14 @@ func (t *statements) forget(name string) {
 	if name == "" {
 		t.unnamed = nil
 	} else {
+		t.dropNamed(name)
+	}
+}
+
+// dropNamed forgets the client's named statement of that name.
+func (t *statements) dropNamed(name string) {
+	if st := t.named[name]; st != nil {
+		t.namedBytes -= len(st.query)
 		delete(t.named, name)
 	}
 }
@@ -120,13 +129,16 @@ func (t *statements) setNamed(name string, st *stmt) {
 	if t.named == nil {
 		t.named = map[string]*stmt{}
 	}
+	t.dropNamed(name)
 	t.named[name] = st
+	t.namedBytes += len(st.query)
 }
 
 // forgetNamed drops every named statement, protocol and SQL (DEALLOCATE
 // ALL, DISCARD ALL).
 func (t *statements) forgetNamed() {
 	clear(t.named)
+	t.namedBytes = 0
 	clear(t.sqlPrepared)
 }
 
@@ -147,13 +159,10 @@ func (t *statements) notePrepare(st *router.Statement) {
 // (proxy.max_prepared_statements and proxy.max_prepared_bytes): the proxy
 // keeps them for the whole session.
 func (t *statements) checkCaps(name string, size int, cfg *configs.ProxyConfig) error {
-	n, total := len(t.named), size
-	for k, st := range t.named {
-		if k == name {
-			n--
-			continue
-		}
-		total += len(st.query)
+	n, total := len(t.named), t.namedBytes+size
+	if old := t.named[name]; old != nil { // replaced, not added
+		n--
+		total -= len(old.query)
 	}
 	if n+1 > cfg.MaxPreparedStatements {
 		return &Error{Severity: "ERROR", Code: pgerrcode.ConfigurationLimitExceeded,
@@ -222,7 +231,7 @@ func (s *session) backendStatementLocked(c *backend.Conn, name string, closing b
 		return ""
 	case refNamed:
 		if closing {
-			delete(s.stmts.named, name)
+			s.stmts.dropNamed(name)
 			return noSuchStatement
 		}
 		s.ensurePreparedLocked(c, st)
