@@ -305,6 +305,10 @@ func (s *session) backendLost(c *backend.Conn, err error) {
 	}
 }
 
+// cleanupReadTimeout bounds how long a backend whose client left is waited
+// for after the Sync (and cancel) that cleanup sends.
+const cleanupReadTimeout = 5 * time.Second
+
 // cleanup runs when the client goroutine ends: an attached connection is
 // brought back to a known state by the reader (a Sync, after failing a COPY
 // and cancelling a running statement), then released.
@@ -314,10 +318,14 @@ func (s *session) cleanup() {
 	c, done := s.backend.conn, s.backend.readerDone
 	var running bool
 	if c != nil {
-		if s.backend.copyIn {
+		running = s.backend.busy()
+		if running || s.backend.copyIn {
+			// Sent whenever a statement may still be starting a COPY FROM
+			// STDIN whose CopyInResponse the reader has not seen yet: in copy
+			// mode the backend ignores a Sync, and outside it ignores a
+			// CopyFail.
 			c.Send(&pgproto3.CopyFail{Message: "client disconnected"})
 		}
-		running = s.backend.busy()
 		c.Send(&pgproto3.Sync{})
 		s.backend.syncSent()
 	}
@@ -328,7 +336,9 @@ func (s *session) cleanup() {
 			c.Cancel(ctx)
 			cancel()
 		}
-		c.NetConn().SetReadDeadline(time.Now().Add(15 * time.Second))
+		// Bounded: a backend that has not come back to ReadyForQuery by
+		// then (a protocol state the proxy lost track of) is closed.
+		c.NetConn().SetReadDeadline(time.Now().Add(cleanupReadTimeout))
 		s.backend.bw.Lock()
 		err := c.Flush()
 		s.backend.bw.Unlock()

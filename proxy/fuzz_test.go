@@ -48,18 +48,21 @@ func newFuzzLive(f *testing.F) *fuzzLive {
 // settle waits for the proxy to be back to the goroutines it had before
 // the input.
 func (l *fuzzLive) settle(t *testing.T) {
-	// A session whose client left mid-cycle may wait up to the proxy's 15s
-	// backend read deadline before its backend is given up: bounded, so
-	// allowed (a Query after a failed Parse without Sync is ignored by
-	// Postgres and never answered).
-	var err error
-	for range 20 { // goleak retries for about a second each time
+	// A session whose client left mid-cycle may wait out the proxy's
+	// cleanupReadTimeout (after a cancel of up to 5s) before its backend is
+	// given up: bounded, so allowed (a Query after a failed Parse without
+	// Sync is ignored by Postgres and never answered).
+	deadline := time.Now().Add(2*cleanupReadTimeout + 5*time.Second)
+	for {
 		// The fuzzing engine's own signal watcher starts after setup.
-		if err = goleak.Find(l.base, goleak.IgnoreAnyFunction("os/signal.NotifyContext.func1")); err == nil {
+		err := goleak.Find(l.base, goleak.IgnoreAnyFunction("os/signal.NotifyContext.func1"))
+		if err == nil {
 			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutine leak: %v", err)
+		}
 	}
-	t.Fatalf("goroutine leak: %v", err)
 }
 
 // dial opens a raw connection to the proxy.
@@ -107,8 +110,8 @@ func (l *fuzzLive) finish(t *testing.T, nc net.Conn) []byte {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.CloseWrite()
 	}
-	// 20s: a session left mid-cycle may wait out the proxy's 15s backend
-	// read deadline before it closes (see settle).
+	// 20s: a session left mid-cycle may wait out the proxy's cancel and
+	// cleanupReadTimeout before it closes (see settle).
 	nc.SetReadDeadline(time.Now().Add(20 * time.Second))
 	got, err := io.ReadAll(nc)
 	nc.Close()

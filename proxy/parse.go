@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"mqstack/internal/backend"
@@ -61,6 +62,9 @@ func (s *session) parseStatement(m *pgproto3.Parse) (*stmt, error) {
 	if err == nil {
 		err = s.checkStatement(class)
 	}
+	if err == nil && class.CopyIn {
+		err = errExtendedCopyIn
+	}
 	if err == nil && s.limited() && !class.Bound() {
 		st.filter, err = s.authorizeQuery(class)
 	}
@@ -94,3 +98,11 @@ func (s *session) parseNamedLocked(c *backend.Conn, name string, st *stmt) {
 	s.backend.push(pqEntry{action: pqPass, created: st.backendName, client: name, st: st})
 	c.Send(&pgproto3.Parse{Name: st.backendName, Query: st.query, ParameterOIDs: st.oids})
 }
+
+// errExtendedCopyIn refuses COPY FROM STDIN in a Parse. In copy-in mode the
+// backend ignores Sync, so the Sync that follows the Execute would get no
+// ReadyForQuery, and only the backend's answers could tell the proxy which
+// Syncs counted. Drivers send COPY FROM STDIN as a simple Query.
+var errExtendedCopyIn = &Error{Severity: "ERROR", Code: pgerrcode.FeatureNotSupported,
+	Message: "COPY FROM STDIN is not supported in the extended query protocol through mqstack",
+	Hint:    "send it as a simple Query, as psql, pgx, psycopg, JDBC and node-postgres do"}

@@ -98,6 +98,10 @@ func kindOf(n *pg_query.Node) Part {
 		return Part{Kind: KindOther, Uncertain: "CREATE TABLE is not a queue operation"}
 	case *pg_query.Node_CreateTableAsStmt:
 		return Part{Kind: KindOther, Uncertain: "CREATE TABLE AS is not a queue operation"}
+	case *pg_query.Node_CopyStmt:
+		cs := s.CopyStmt
+		return Part{Kind: KindOther, Uncertain: "COPY is not a queue operation",
+			CopyIn: cs.IsFrom && cs.Filename == "" && !cs.IsProgram}
 	case *pg_query.Node_NotifyStmt:
 		return Part{Kind: KindOther, Uncertain: "NOTIFY is not a queue operation"}
 	}

@@ -123,6 +123,9 @@ type Part struct {
 	// RegCast is set when a value is cast to a reg* type (an object lookup
 	// by name).
 	RegCast bool
+	// CopyIn is set for COPY ... FROM STDIN, which puts the backend in
+	// copy-in mode (where it ignores Sync).
+	CopyIn bool
 }
 
 // Statement is the classification of one query string. It is shared
@@ -138,6 +141,7 @@ type Statement struct {
 	Taints   bool    // some part may leave state the router cannot name
 	HasSets  bool    // some part is a SET or RESET
 	HasCalls bool    // some part calls pgmq functions
+	CopyIn   bool    // some part is COPY ... FROM STDIN
 	Session  *Denial // SessionDenial's answer, nil when every token may run it
 	// NameParams are the parameters ($n, ascending, once each) that name a
 	// call's queue, routing key or pattern: grants wait for Bind.
@@ -155,6 +159,7 @@ func summarized(st *Statement) *Statement {
 		st.Taints = st.Taints || p.Taints
 		st.HasSets = st.HasSets || p.Kind == KindSet
 		st.HasCalls = st.HasCalls || len(p.Calls) > 0
+		st.CopyIn = st.CopyIn || p.CopyIn
 		for _, c := range p.Calls {
 			for _, n := range []int{c.Target.Param, c.Pattern.Param} {
 				if n > 0 && !slices.Contains(st.NameParams, n) {
