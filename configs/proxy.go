@@ -59,6 +59,15 @@ type ProxyConfig struct {
 	// operation: docs/performance.md); under `mqstack serve`, every CPU.
 	// The GOMAXPROCS environment variable, when set, wins. Default 0.
 	MaxProcs int `yaml:"max_procs"`
+	// ListenerRole is the role of the one connection per (backend,
+	// database) that LISTENs on behalf of every client (docs/proxy.md,
+	// "LISTEN and NOTIFY"). Default "": auth.default_role.
+	ListenerRole string `yaml:"listener_role"`
+	// MaxPendingNotifications bounds the notifications queued for one
+	// client that has not taken them yet (it is inside a transaction, or
+	// does not read): at half of it the client gets a NOTICE, over it
+	// FATAL 53400. Default 1000.
+	MaxPendingNotifications int `yaml:"max_pending_notifications"`
 }
 
 // PoolConfig configures the pools of backend connections, one pool per
@@ -139,6 +148,7 @@ func defaultProxy() ProxyConfig {
 		LimitedStatementTimeout:  5 * time.Minute,
 		MaxPreparedStatements:    1000,
 		MaxPreparedBytes:         16 * MiB,
+		MaxPendingNotifications:  1000,
 	}
 }
 
@@ -207,6 +217,12 @@ func validateProxy(c Config) []string {
 	}
 	if p.MaxPreparedStatements < 1 {
 		bad("proxy.max_prepared_statements must be at least 1")
+	}
+	if p.MaxPendingNotifications < 1 {
+		bad("proxy.max_pending_notifications must be at least 1")
+	}
+	if p.ListenerRole != "" && !ValidRoleName(p.ListenerRole) {
+		bad("proxy.listener_role %q is not a valid role name", p.ListenerRole)
 	}
 	if p.MaxProcs < 0 {
 		bad("proxy.max_procs must be 0 (automatic) or more")

@@ -199,6 +199,7 @@ func (s *session) attachLocked(c *backend.Conn) {
 	s.backend.attach(c, done)
 	s.deny.reset()
 	s.obs.reset()
+	s.listen.marks = s.listen.marks[:0]
 	go s.relayBackend(c, done)
 }
 
@@ -224,9 +225,13 @@ func (s *session) attachFailed(err error, kind msgKind) error {
 // readyForQuery ends a cycle (the reader calls it); it reports true when c
 // was detached (and released), which ends the reader.
 func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool {
+	status := m.TxStatus // m is c's, reused once c is released
 	s.mu.Lock()
 	gone := s.phase == phaseClosed
 	s.mu.Unlock()
+	if m.TxStatus == 'I' {
+		s.betweenTransactionsReader(gone)
+	}
 	if !gone {
 		s.client.relay(m, true)
 	}
@@ -262,6 +267,9 @@ func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool
 	}
 	if drain {
 		s.killWith(errShuttingDown(), closeShutdown)
+	}
+	if status == 'I' {
+		s.inbox.kick() // what came since beforeReady took the queue
 	}
 	return detach
 }

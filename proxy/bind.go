@@ -52,7 +52,7 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 // are parameters is authorized here; a denial is counted and returned.
 func (s *session) bindPortal(st *stmt, m *pgproto3.Bind) (portal, error) {
 	if st == nil || st.class == nil || !st.class.HasCalls {
-		return portal{}, nil
+		return portal{notifies: st != nil && st.class != nil && st.class.Notifies}, nil
 	}
 	// The Bind's values, read through s.deny.param by the grant check, the
 	// denial count and the queue names below.
@@ -68,5 +68,5 @@ func (s *session) bindPortal(st *stmt, m *pgproto3.Bind) (portal, error) {
 	}
 	return portal{st: st.class, queues: s.resolveQueues(st.class), filter: filter,
 		binary: formatOf(m.ResultFormatCodes, 0) != 0, inspect: inspectFor(st.class, filter),
-		msgSize: messageSize(st.class, m.Parameters)}, nil
+		msgSize: messageSize(st.class, m.Parameters), notifies: st.class.Notifies}, nil
 }

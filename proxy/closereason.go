@@ -25,13 +25,15 @@ const (
 	closeInternalError  = "internal_error"   // an unexpected error
 	// closeIdleInTx: idle in a transaction past proxy.idle_in_transaction_timeout.
 	closeIdleInTx = "idle_in_transaction_timeout"
+	// closeNotifyBehind: over proxy.max_pending_notifications undelivered.
+	closeNotifyBehind = "notifications_behind"
 )
 
 // CloseReasons lists every close reason (metric label values).
 func CloseReasons() []string {
 	return []string{closeClientQuit, closeClientGone, closeClientError, closeAuthFailed, closeLoginTimeout,
 		closeLoginFailed, closeTooManyClients, closeCancelRequest, closeShutdown, closeTokenExpired,
-		closeBackendError, closeInternalError, closeIdleInTx}
+		closeBackendError, closeInternalError, closeIdleInTx, closeNotifyBehind}
 }
 
 // closeError is an error that ends the session, with the reason it is

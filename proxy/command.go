@@ -154,6 +154,9 @@ func (s *session) handleExecute(m *pgproto3.Execute) error {
 			s.obs.push(obsEntry{cycle: s.backend.cycle, seq: s.obs.execSeq, portal: p, start: start})
 		}
 		s.obs.execSeq++
+		if p.notifies {
+			s.notedNotifier(c)
+		}
 		c.Send(m)
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/internal/backend"
+	"mqstack/internal/notify"
 	"mqstack/internal/pgembed"
 	"mqstack/internal/testenv"
 )
@@ -80,8 +81,11 @@ func newHarnessAuth(t testing.TB, cl *pgembed.Cluster, tweak func(p *configs.Pro
 	if err != nil {
 		t.Fatal(err)
 	}
+	hub := notify.New(notify.Options{Log: log, Registerer: reg, ConnString: func(k notify.Key) (string, string, error) {
+		return bm.ConnString(backend.Key{Backend: k.Backend, Database: k.Database, Role: "mq"})
+	}})
 	srv, err := New(Options{Proxy: pcfg, Backends: bm, Verifier: v, Log: log, Registerer: reg, TLS: testTLS(t),
-		Recorder: newTestRecorder(reg)})
+		Recorder: newTestRecorder(reg), Hub: hub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +99,7 @@ func newHarnessAuth(t testing.TB, cl *pgembed.Cluster, tweak func(p *configs.Pro
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
+		hub.Close()
 		bm.Close()
 	})
 	return h

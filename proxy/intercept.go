@@ -99,6 +99,7 @@ func (s *session) discardAll() (intercept, bool, error) {
 	if !attached {
 		s.settings.reset()
 		s.mu.Unlock()
+		s.unlistenAll() // DISCARD ALL includes UNLISTEN *
 		return intercept{}, true, s.answer("DISCARD ALL")
 	}
 	s.mu.Unlock()

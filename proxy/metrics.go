@@ -59,6 +59,10 @@ const (
 type proxyMetrics struct {
 	clients prometheus.Gauge
 	cancels *prometheus.CounterVec
+	// LISTEN through the shared listener (listen.go, inbox.go).
+	listening prometheus.Gauge
+	delivered prometheus.Counter
+	dropped   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
@@ -69,11 +73,24 @@ func newMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
 		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqstack_proxy_cancel_requests_total", Help: "CancelRequests by outcome (forwarded, idle, unknown).",
 		}, []string{"outcome"}),
+		listening: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mqstack_proxy_listening_clients", Help: "Clients listening on at least one channel.",
+		}),
+		delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mqstack_proxy_notifications_delivered_total", Help: "Notifications written to clients.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mqstack_proxy_notifications_dropped_total",
+			Help: "Notifications not delivered, by reason (client_behind: over proxy.max_pending_notifications; client_gone: pending when the client left).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{dropBehind, dropGone} {
+		m.dropped.WithLabelValues(r)
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.clients, m.cancels} {
+	for _, c := range []prometheus.Collector{m.clients, m.cancels, m.listening, m.delivered, m.dropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -76,6 +76,9 @@ type portal struct {
 	// msgSize is the size of the message argument of a single send call
 	// (the whole array for batches), 0 when unknown.
 	msgSize int
+	// notifies: the statement may send a notification (its sender's pid
+	// is then the client's, see clientPID).
+	notifies bool
 }
 
 // messageSize is the size of the message argument of st's only call: a

@@ -65,6 +65,9 @@ func (s *session) parseStatement(m *pgproto3.Parse) (*stmt, error) {
 	if err == nil && class.CopyIn {
 		err = errExtendedCopyIn
 	}
+	if err == nil && class.ReadsListening && s.srv.hub != nil {
+		err = errListeningForm
+	}
 	if err == nil && s.limited() && !class.Bound() {
 		st.filter, err = s.authorizeQuery(class)
 	}

@@ -241,31 +241,11 @@ func TestDeallocateAndDiscardAll(t *testing.T) {
 	}
 }
 
-func TestListenNotifyPins(t *testing.T) {
+// Session state other than LISTEN (which the proxy answers: listen_test.go)
+// pins the client to its backend, counted by cause.
+func TestPinCauses(t *testing.T) {
 	h := newHarness(t, func(_ *configs.ProxyConfig, p *configs.PoolConfig) { p.Size = 3 })
 	ctx := ctxT(t, 30*time.Second)
-	l := h.connect(t)
-	if _, err := l.Exec(ctx, "LISTEN proxy_chan"); err != nil {
-		t.Fatal(err)
-	}
-	n := h.connect(t)
-	for i := range 3 {
-		if _, err := n.Exec(ctx, "SELECT pg_notify('proxy_chan', $1)", strings.Repeat("x", i+1)); err != nil {
-			t.Fatal(err)
-		}
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		note, err := l.WaitForNotification(wctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("notification %d: %v", i, err)
-		}
-		if note.Channel != "proxy_chan" || len(note.Payload) != i+1 {
-			t.Fatalf("notification: %+v", note)
-		}
-	}
-	if got := counterValue(t, h, "mqstack_pins_total", "cause", string(router.PinListen)); got < 1 {
-		t.Fatalf("pins{cause=listen} = %v", got)
-	}
 	// Other pin causes, each in its own session.
 	for _, tc := range []struct{ sql, cause string }{
 		{"SET work_mem = '4MB'", string(router.PinSessionSet)},

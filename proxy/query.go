@@ -43,6 +43,12 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 	if observed {
 		start = time.Now()
 	}
+	if cls.Listens && s.srv.hub != nil {
+		return s.handleListen(cls)
+	}
+	if cls.ReadsListening && s.srv.hub != nil {
+		return s.handleListeningChannels(cls)
+	}
 	var it intercept
 	if p := single(cls); p != nil {
 		var handled bool
@@ -62,6 +68,9 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 		}
 		if cls.HasSets {
 			s.noteSettingsLocked(cls)
+		}
+		if cls.Notifies {
+			s.notedNotifier(c)
 		}
 		if observed {
 			s.obs.push(obsEntry{cycle: s.backend.cycle, simple: true, start: start,

@@ -45,7 +45,9 @@ func (s *session) relayed(c *backend.Conn, ro *relayObs, msg pgproto3.BackendMes
 			s.mu.Lock()
 			s.discardedLocked(c)
 			s.mu.Unlock()
+			s.unlistenAll()
 		}
+		s.noteCommit(m.CommandTag)
 		return ro.complete(s, m)
 	case *pgproto3.RowDescription:
 		if !ro.rowDescription(s, m) {
@@ -55,7 +57,13 @@ func (s *session) relayed(c *backend.Conn, ro *relayObs, msg pgproto3.BackendMes
 		if !ro.rowDescription(s, nil) {
 			return nil
 		}
-	case *pgproto3.EmptyQueryResponse, *pgproto3.PortalSuspended:
+	case *pgproto3.EmptyQueryResponse:
+		out := ro.complete(s, m)
+		if a := s.listenAnswer(c); a != nil {
+			return a
+		}
+		return out
+	case *pgproto3.PortalSuspended:
 		return ro.complete(s, m)
 	case *pgproto3.ParseComplete:
 		if s.popAnswer() == pqDrop {

@@ -21,6 +21,7 @@ import (
 	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/internal/backend"
+	"mqstack/internal/notify"
 	"mqstack/router"
 )
 
@@ -49,10 +50,21 @@ type Options struct {
 	// checks, closed connections, denials, pins, calls on queues). Required:
 	// internal/metrics owns those metrics, and internal/stack adapts it.
 	Recorder Recorder
+	// Hub is the shared LISTEN connection per (backend, database): clients'
+	// LISTEN and UNLISTEN are answered by the proxy and never pin. Nil:
+	// LISTEN goes to the client's backend, which it then pins.
+	Hub Hub
 	// OnSend, when set, is called after a transaction that sent messages
 	// ends, once per queue sent to ("" for topic sends, whose queues are not
 	// known), so REST long polls in this process wake at once.
 	OnSend func(queue string)
+}
+
+// Hub is what the proxy needs of internal/notify's *notify.Hub.
+type Hub interface {
+	Subscribe(ctx context.Context, key notify.Key, channel string, sub notify.Subscriber) error
+	Unsubscribe(key notify.Key, channel string, sub notify.Subscriber)
+	UnsubscribeAll(key notify.Key, sub notify.Subscriber)
 }
 
 // Server is the wire-protocol proxy. It is made by New, serves listeners
@@ -66,7 +78,14 @@ type Server struct {
 	rec      Recorder
 	router   *router.Router
 	onSend   func(queue string)
+	hub      Hub
 	cfg      atomic.Pointer[configs.ProxyConfig]
+	// notifiers maps a backend pid to the session whose notifying
+	// transaction ran there last (clientPID); listeningSessions counts
+	// sessions with channels, so nobody pays for notifiers while none
+	// listens.
+	notifiers         sync.Map
+	listeningSessions atomic.Int32
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -104,6 +123,7 @@ func New(opts Options) (*Server, error) {
 		rec:       opts.Recorder,
 		router:    opts.Router,
 		onSend:    opts.OnSend,
+		hub:       opts.Hub,
 		listeners: map[net.Listener]struct{}{},
 		sessions:  map[*session]struct{}{},
 		cancelKey: map[uint32]*session{},

@@ -38,6 +38,8 @@ const (
 //	deny      denials on their way to the client, the Bind being checked (denials.go)
 //	settings  the settings the client's backend must have (settings.go)
 //	idle      the idle-in-transaction clock (idle.go)
+//	listen    the channels the client listens on, and changes waiting for COMMIT (listen.go)
+//	inbox     notifications on their way to the client (inbox.go)
 //
 // The client goroutine reads client messages in command.go and hands each
 // to its handler (query.go, parse.go, bind.go, command.go); the reader is
@@ -46,10 +48,13 @@ const (
 // Locks. mu guards the state the client goroutine shares with the reader:
 // phase and the fields of the parts marked "s.mu". client.wmu serialises
 // writes to the client; backend.bw is held while a flush to the backend
-// runs. No two of them are ever held at once (whoever holds mu releases it
-// before writing to the client or flushing to the backend), so they have
-// no order to keep. Server.mu may be held while a session is killed, which
-// takes none of them.
+// runs. Whoever holds mu releases it before writing to the client or
+// flushing to the backend. One goroutine nests two of them: the inbox's
+// delivery (inbox.go) takes mu inside client.wmu, to check that the session
+// is between transactions while no answer can be written; nobody takes
+// client.wmu inside mu, so the order is client.wmu, then mu. Server.mu may
+// be held while a session is killed, which takes none of them. The inbox
+// has its own lock, taken last.
 type session struct {
 	srv  *Server
 	log  *zap.Logger
@@ -71,6 +76,11 @@ type session struct {
 	deny     denials
 	settings wantedSettings
 	idle     idleClock
+	listen   listens
+	inbox    inbox
+	// notifiedOn are the backends (pids) the session last sent a
+	// statement that may notify on (client goroutine; see clientPID).
+	notifiedOn []uint32
 }
 
 func newSession(srv *Server, nc net.Conn) *session {
@@ -83,6 +93,7 @@ func newSession(srv *Server, nc net.Conn) *session {
 		stop:   stop,
 	}
 	s.deny.param = s.bindParam
+	s.inbox.s = s
 	return s
 }
 
@@ -91,6 +102,7 @@ func (s *session) serve() {
 	var reason closeReason = closeClientGone
 	defer func() {
 		s.cleanup()
+		s.endListening()
 		s.stop()
 		s.client.nc.Close()
 		if first := s.client.closedFor.Load(); first != nil {

@@ -80,7 +80,7 @@ func Authorize(id auth.Identity, st *Statement, params Params) (Decision, error)
 func authorizePart(g *auth.Grants, p *Part, params Params, dec *Decision) error {
 	switch p.Kind {
 	case KindEmpty, KindTransaction, KindDiscard, KindDeallocate, KindClose, KindUnlisten,
-		KindCreateExtension, KindAdvisoryUnlockAll:
+		KindCreateExtension, KindAdvisoryUnlockAll, KindListeningChannels:
 		return nil
 	case KindSet:
 		if why := limitedSetDenial(p); why != "" {

@@ -40,6 +40,9 @@ func classifyStmt(n *pg_query.Node) Part {
 	sc.walkTree(n)
 	if s := n.GetSelectStmt(); s != nil {
 		p.Kind = sc.selectKind()
+		if col, ok := listeningChannelsColumn(s); ok {
+			p.Kind, p.Name = KindListeningChannels, col
+		}
 	}
 	return p
 }
@@ -103,7 +106,7 @@ func kindOf(n *pg_query.Node) Part {
 		return Part{Kind: KindOther, Uncertain: "COPY is not a queue operation",
 			CopyIn: cs.IsFrom && cs.Filename == "" && !cs.IsProgram}
 	case *pg_query.Node_NotifyStmt:
-		return Part{Kind: KindOther, Uncertain: "NOTIFY is not a queue operation"}
+		return Part{Kind: KindOther, Uncertain: "NOTIFY is not a queue operation", Notify: true}
 	}
 	return Part{Kind: KindOther, Uncertain: stmtName(n) + " is not a queue operation"}
 }

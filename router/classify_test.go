@@ -200,3 +200,32 @@ func BenchmarkClassifyParse(b *testing.B) {
 		Classify(sql)
 	}
 }
+
+// SELECT pg_listening_channels() alone is its own kind, named by its
+// column; any other use of the function is only flagged.
+func TestClassifyListeningChannels(t *testing.T) {
+	for _, tc := range []struct {
+		sql    string
+		alone  bool
+		column string
+	}{
+		{"SELECT pg_listening_channels()", true, "pg_listening_channels"},
+		{"select pg_catalog.pg_listening_channels() AS ch", true, "ch"},
+		{"SELECT pg_listening_channels() ORDER BY 1", false, ""},
+		{"SELECT count(*) FROM pg_listening_channels()", false, ""},
+		{"SELECT pg_listening_channels(), 1", false, ""},
+		{"SELECT x FROM pg_listening_channels() x WHERE x LIKE 'a%'", false, ""},
+	} {
+		st := Classify(tc.sql)
+		if !st.ReadsListening {
+			t.Errorf("%s: ReadsListening false", tc.sql)
+		}
+		p := st.Parts[0]
+		if alone := p.Kind == KindListeningChannels; alone != tc.alone || alone && p.Name != tc.column {
+			t.Errorf("%s: kind %v column %q, want alone=%v column %q", tc.sql, p.Kind, p.Name, tc.alone, tc.column)
+		}
+	}
+	if Classify("SELECT 'pg_listening_channels()'").ReadsListening {
+		t.Error("a string literal reads listening channels")
+	}
+}

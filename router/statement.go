@@ -26,6 +26,7 @@ const (
 	KindCatalog                       // read-only query of pg_catalog / information_schema
 	KindCreateExtension               // CREATE EXTENSION IF NOT EXISTS pgmq
 	KindAdvisoryUnlockAll             // SELECT pg_advisory_unlock_all()
+	KindListeningChannels             // SELECT pg_listening_channels(), alone (Name: its column)
 )
 
 var kindNames = [...]string{
@@ -33,6 +34,7 @@ var kindNames = [...]string{
 	KindSet: "set", KindShow: "show", KindDiscard: "discard", KindDeallocate: "deallocate",
 	KindClose: "close", KindListen: "listen", KindUnlisten: "unlisten", KindConstant: "constant select",
 	KindCatalog: "catalog read", KindCreateExtension: "create extension", KindAdvisoryUnlockAll: "advisory unlock all",
+	KindListeningChannels: "listening channels",
 }
 
 func (k Kind) String() string {
@@ -102,7 +104,8 @@ type Part struct {
 	Values      []string
 	ValuesKnown bool
 	// Name is the statement named by DEALLOCATE, PREPARE or CLOSE ("" for
-	// ALL), or DISCARD's target (all, plans, sequences, temp).
+	// ALL), DISCARD's target (all, plans, sequences, temp), or the
+	// column of KindListeningChannels.
 	Name string
 	// Channel is the LISTEN/UNLISTEN channel ("*" for UNLISTEN *).
 	Channel string
@@ -126,6 +129,8 @@ type Part struct {
 	// CopyIn is set for COPY ... FROM STDIN, which puts the backend in
 	// copy-in mode (where it ignores Sync).
 	CopyIn bool
+	// Notify is set for NOTIFY.
+	Notify bool
 }
 
 // Statement is the classification of one query string. It is shared
@@ -138,10 +143,18 @@ type Statement struct {
 
 	// What the proxy asks of every message of a statement, summed up once
 	// over the parts when it is classified (summarized):
-	Taints   bool    // some part may leave state the router cannot name
-	HasSets  bool    // some part is a SET or RESET
-	HasCalls bool    // some part calls pgmq functions
-	CopyIn   bool    // some part is COPY ... FROM STDIN
+	Taints   bool // some part may leave state the router cannot name
+	HasSets  bool // some part is a SET or RESET
+	HasCalls bool // some part calls pgmq functions
+	CopyIn   bool // some part is COPY ... FROM STDIN
+	Listens  bool // some part is LISTEN or UNLISTEN
+	// ReadsListening: some part calls pg_listening_channels() (which the
+	// proxy answers only as KindListeningChannels).
+	ReadsListening bool
+	// Notifies: some part may send a notification (NOTIFY, pg_notify, a
+	// pgmq send, whose queue may notify on insert, or code the router
+	// cannot read).
+	Notifies bool
 	Session  *Denial // SessionDenial's answer, nil when every token may run it
 	// NameParams are the parameters ($n, ascending, once each) that name a
 	// call's queue, routing key or pattern: grants wait for Bind.
@@ -160,6 +173,9 @@ func summarized(st *Statement) *Statement {
 		st.HasSets = st.HasSets || p.Kind == KindSet
 		st.HasCalls = st.HasCalls || len(p.Calls) > 0
 		st.CopyIn = st.CopyIn || p.CopyIn
+		st.Listens = st.Listens || p.Kind == KindListen || p.Kind == KindUnlisten
+		st.Notifies = st.Notifies || p.Taints || mayNotify(p)
+		st.ReadsListening = st.ReadsListening || readsListening(p)
 		for _, c := range p.Calls {
 			for _, n := range []int{c.Target.Param, c.Pattern.Param} {
 				if n > 0 && !slices.Contains(st.NameParams, n) {
@@ -201,4 +217,17 @@ func (s *Statement) Pins() []PinCause {
 		}
 	}
 	return out
+}
+
+// mayNotify reports whether a part may send a notification.
+func mayNotify(p *Part) bool {
+	if p.Notify || slices.Contains(p.Funcs, "pg_notify") {
+		return true
+	}
+	for _, c := range p.Calls {
+		if c.Op&(auth.OpSend|auth.OpPublish) != 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -28,6 +28,7 @@ import (
 	"mqstack/console"
 	"mqstack/internal/backend"
 	"mqstack/internal/metrics"
+	"mqstack/internal/notify"
 	"mqstack/proxy"
 	"mqstack/rest"
 	"mqstack/router"
@@ -61,7 +62,9 @@ type Stack struct {
 	Service  *metrics.Service
 	Registry *prometheus.Registry
 	Proxy    *proxy.Server
-	REST     *rest.Server
+	// Hub is the shared LISTEN connection per (backend, database).
+	Hub  *notify.Hub
+	REST *rest.Server
 	// History is the console's sampled counters; nil when rest.console is
 	// off.
 	History *console.History
@@ -115,8 +118,10 @@ func Start(opts Options) (_ *Stack, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	s.Hub = s.newHub(v.Proxy.ListenerRole, opts.DefaultRole, log)
 	if s.Proxy, err = proxy.New(proxy.Options{Proxy: v.Proxy, Backends: s.Backends, Verifier: s.Verifier, TLS: tlsCfg,
 		Log: log.Named("proxy"), Registerer: s.Registry, Router: s.Router, Recorder: newProxyRecorder(s.Queues, s.Service),
+		Hub: s.Hub,
 		// Sends committed through the proxy wake REST long polls at once
 		// (REST is built below; the hook runs only once serving).
 		OnSend: func(queue string) { s.REST.NotifySend(queue) }}); err != nil {
@@ -311,8 +316,23 @@ func (s *Stack) close() {
 		if s.depthDB != nil {
 			s.depthDB.Close()
 		}
+		if s.Hub != nil {
+			s.Hub.Close()
+		}
 		if s.Backends != nil {
 			s.Backends.Close()
 		}
 	})
+}
+
+// newHub makes the shared LISTEN connections, logged in as the listener
+// role (proxy.listener_role, else the default role).
+func (s *Stack) newHub(role, defaultRole string, log *zap.Logger) *notify.Hub {
+	if role == "" {
+		role = defaultRole
+	}
+	return notify.New(notify.Options{Log: log.Named("notify"), Registerer: s.Registry,
+		ConnString: func(k notify.Key) (string, string, error) {
+			return s.Backends.ConnString(backend.Key{Backend: k.Backend, Database: k.Database, Role: role})
+		}})
 }
