@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"mqstack/internal/backend"
+	"mqstack/internal/notify"
 )
 
 // BackendPools runs REST calls on mqstack's backend pools: a call of role R
@@ -16,6 +17,14 @@ type BackendPools struct {
 }
 
 var _ Pools = BackendPools{}
+
+var _ listenKeyer = BackendPools{}
+
+// ListenKey is the key of the notification listener for the database these
+// pools reach, the same key the proxy's sessions on it use.
+func (b BackendPools) ListenKey() notify.Key {
+	return notify.Key{Backend: b.Backend, Database: b.Database}
+}
 
 // Acquire implements Pools.
 func (b BackendPools) Acquire(ctx context.Context, role, holder string) (Conn, error) {

@@ -14,6 +14,11 @@
 // declares; BackendPools implements it on internal/backend's pools, whose
 // Conn.QueryRow drives the protocol).
 //
-// rest may import auth, router, configs and internal/backend of ours; it never
-// imports proxy (and proxy never imports rest).
+// Long polls also wake on pgmq's insert notifications through the shared
+// listener of internal/notify (Hub, a small interface declared here), so a
+// message sent by anyone, not only through this process, ends the wait.
+//
+// rest may import auth, router, configs, internal/backend and internal/notify
+// (for its types) of ours; it never imports proxy (and proxy never imports
+// rest).
 package rest

@@ -15,24 +15,26 @@ const minPollInterval = 10 * time.Millisecond
 
 // poll is read_with_poll and the read_grouped*_with_poll calls: short single
 // reads with waits between them, holding no backend connection while
-// waiting. A send through this process to the queue wakes the wait at once;
-// poll_interval_ms bounds it for sends made elsewhere. As pgmq: the deadline
-// is checked before every read, so max_poll_seconds <= 0 reads nothing; the
+// waiting. A send through this process to the queue wakes the wait at once,
+// and so does, with a Hub, the queue's insert notification (when pgmq's
+// enable_notify_insert is on for it), whoever sent the message;
+// poll_interval_ms bounds the wait for other sends. As pgmq: the deadline is
+// checked before every read, so max_poll_seconds <= 0 reads nothing; the
 // first read that finds messages is returned as it is.
 func (s *Server) poll(ctx context.Context, id auth.Identity, c *call, queue string) (result, error) {
 	empty := result{body: []byte("[]")}
 	if c.pollSeconds <= 0 {
 		return empty, nil
 	}
-	wait := time.Duration(c.pollSeconds) * time.Second
-	if max := time.Duration(s.cfg.MaxPollSeconds) * time.Second; wait > max {
-		wait = max
+	deadline, interval := s.pollTimes(c)
+	// LISTEN before the first read, for the same reason as the notifier's
+	// subscription below; once per call, as a LISTEN costs a round trip on
+	// the shared listener connection when the channel is new.
+	watch, unwatch, err := s.watchInserts(ctx, id, queue, deadline)
+	if err != nil {
+		return result{}, err
 	}
-	deadline := time.Now().Add(wait)
-	interval := time.Duration(c.pollIntervalMS) * time.Millisecond
-	if interval < minPollInterval {
-		interval = minPollInterval
-	}
+	defer unwatch()
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -43,6 +45,7 @@ func (s *Server) poll(ctx context.Context, id auth.Identity, c *call, queue stri
 		// Subscribe before reading: a send that commits after the read
 		// found nothing has closed this channel by the time we wait on it.
 		woken, done := s.waiters.subscribe(queue)
+		watch.clear()
 		res, err := s.execute(ctx, id, c)
 		if err != nil || res.rows > 0 {
 			done()
@@ -53,17 +56,16 @@ func (s *Server) poll(ctx context.Context, id auth.Identity, c *call, queue stri
 			done()
 			return res, nil
 		}
-		if left > interval {
-			left = interval
-		}
 		if timer == nil {
-			timer = time.NewTimer(left)
+			timer = time.NewTimer(min(left, interval))
 		} else {
-			timer.Reset(left)
+			timer.Reset(min(left, interval))
 		}
 		select {
 		case <-woken:
 			timer.Stop() // Go 1.23+: no stale tick after Stop or Reset
+		case <-watch.woken():
+			timer.Stop()
 		case <-timer.C:
 		case <-s.stopping:
 			done()
@@ -77,6 +79,15 @@ func (s *Server) poll(ctx context.Context, id auth.Identity, c *call, queue stri
 			return empty, nil
 		}
 	}
+}
+
+// pollTimes is when a poll gives up (max_poll_seconds, capped by
+// rest.max_poll_seconds) and how long it waits between reads at most.
+func (s *Server) pollTimes(c *call) (deadline time.Time, interval time.Duration) {
+	wait := time.Duration(c.pollSeconds) * time.Second
+	wait = min(wait, time.Duration(s.cfg.MaxPollSeconds)*time.Second)
+	interval = time.Duration(c.pollIntervalMS) * time.Millisecond
+	return time.Now().Add(wait), max(interval, minPollInterval)
 }
 
 // notifier wakes long polls per queue. Queue names are folded to lower case:

@@ -13,6 +13,7 @@ import (
 	"mqstack/auth"
 	"mqstack/configs"
 	"mqstack/internal/errorid"
+	"mqstack/internal/notify"
 	"mqstack/router"
 )
 
@@ -46,6 +47,11 @@ type Options struct {
 	// no console (rest.console: false); the browse endpoints stay.
 	Console http.Handler
 	Stats   Stats
+	// Hub, when set, wakes long polls on their queue's insert
+	// notifications (pgmq.enable_notify_insert), whoever sent the message;
+	// Pools must then implement ListenKey (BackendPools does). Default:
+	// only sends through this process wake a poll early.
+	Hub Hub
 }
 
 // Server serves the HTTP API.
@@ -60,6 +66,8 @@ type Server struct {
 	handler   http.Handler
 	waiters   *notifier
 	stats     Stats
+	hub       Hub
+	hubKey    notify.Key // the listener of the database Pools reach
 
 	// stopping is closed by Shutdown: long polls answer at once.
 	stopping chan struct{}
@@ -84,6 +92,13 @@ func New(o Options) (*Server, error) {
 		cfg: o.Config, verifier: o.Verifier, pools: o.Pools, readyRole: o.ReadyRole,
 		router: o.Router, metrics: o.Metrics, log: o.Logger, stats: o.Stats,
 		waiters: newNotifier(), stopping: make(chan struct{}),
+	}
+	if o.Hub != nil {
+		k, ok := o.Pools.(listenKeyer)
+		if !ok {
+			return nil, errors.New("rest: a Hub needs Pools that name their backend and database (ListenKey)")
+		}
+		s.hub, s.hubKey = o.Hub, k.ListenKey()
 	}
 	if s.router == nil {
 		s.router = router.New(1024)

@@ -142,6 +142,7 @@ func Start(opts Options) (_ *Stack, err error) {
 		Logger:    log.Named("rest"),
 		Console:   consoleHandler,
 		Stats:     consoleStats,
+		Hub:       s.Hub,
 	}); err != nil {
 		return nil, err
 	}
