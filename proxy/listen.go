@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"mqstack/internal/backend"
@@ -62,6 +64,17 @@ type listens struct {
 
 // listenTimeout bounds the wait for the listener connection's LISTEN.
 const listenTimeout = 10 * time.Second
+
+// maxListenChannels bounds the channels of one client: every client's
+// channels are LISTENed on the one shared connection, and a grant on a
+// queue pattern (orders_*) would otherwise let a token add channels there
+// without end.
+const maxListenChannels = 1000
+
+// errTooManyChannels refuses a LISTEN over maxListenChannels.
+var errTooManyChannels = &Error{Severity: "ERROR", Code: pgerrcode.ProgramLimitExceeded,
+	Message: "too many channels: a client may listen on at most " + strconv.Itoa(maxListenChannels) + " channels through mqstack",
+	Hint:    "UNLISTEN channels it no longer needs"}
 
 // errListenMixed refuses a query string that mixes LISTEN or UNLISTEN with
 // other statements: the proxy answers LISTEN itself and cannot split the
@@ -135,6 +148,9 @@ func (s *session) listenAnswer(c *backend.Conn) pgproto3.BackendMessage {
 		return &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: pgerrcode.InFailedSQLTransaction,
 			Message: "current transaction is aborted, commands ignored until end of transaction block"}
 	case 'T':
+		if mk.change.listen && s.listeningCount()+len(s.listen.tx) >= maxListenChannels {
+			return errorResponse(errTooManyChannels, "ERROR", s.log)
+		}
 		s.listen.tx = append(s.listen.tx, mk.change)
 	default:
 		if err := s.applyListen(mk.change); err != nil {
@@ -193,13 +209,21 @@ func (s *session) applyListen(ch listenChange) error {
 	case ch.listen:
 		s.mu.Lock()
 		_, had := s.listen.channels[ch.channel]
+		n := len(s.listen.channels)
 		s.mu.Unlock()
 		if had {
 			return nil
 		}
+		if n >= maxListenChannels {
+			return errTooManyChannels
+		}
 		ctx, cancel := context.WithTimeout(s.ctx, listenTimeout)
 		defer cancel()
 		if err := hub.Subscribe(ctx, key, ch.channel, &s.inbox); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) {
+				return pe // Postgres refused the LISTEN itself
+			}
 			return &Error{Severity: "ERROR", Code: pgerrcode.ConnectionFailure,
 				Message: "could not listen on channel " + ch.channel + ": " + err.Error()}
 		}
@@ -242,15 +266,19 @@ func (s *session) setListening(channel string, on bool) {
 	}
 }
 
+// listeningCount is the number of channels the session listens on.
+func (s *session) listeningCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.listen.channels)
+}
+
 // unlistenAll drops every channel (UNLISTEN *, DISCARD ALL, session end).
 func (s *session) unlistenAll() {
 	if s.srv.hub == nil {
 		return
 	}
-	s.mu.Lock()
-	n := len(s.listen.channels)
-	s.mu.Unlock()
-	if n > 0 {
+	if s.listeningCount() > 0 {
 		s.applyListen(listenChange{channel: "*"})
 	}
 }

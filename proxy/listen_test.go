@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,20 +47,22 @@ func (l *listener) exec(t *testing.T, sql string) {
 	}
 }
 
-// next waits for the next notification, reading the connection while idle.
+// next waits for the next notification kept in notes, reading the
+// connection while idle.
 func (l *listener) next(t *testing.T) *pgconn.Notification {
 	t.Helper()
-	select {
-	case n := <-l.notes:
-		return n
-	default:
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := l.PgConn().WaitForNotification(ctx); err != nil {
-		t.Fatalf("waiting for a notification: %v", err)
+	for {
+		select {
+		case n := <-l.notes:
+			return n
+		default:
+		}
+		if err := l.PgConn().WaitForNotification(ctx); err != nil {
+			t.Fatalf("waiting for a notification: %v", err)
+		}
 	}
-	return <-l.notes
 }
 
 // none requires that no notification has arrived.
@@ -282,9 +285,9 @@ func waitCounter(t *testing.T, h *harness, name, label, value string, want float
 	})
 }
 
-// When the shared listener connection is lost, the proxy reconnects and
-// listens again; each listening client is told that notifications from
-// the gap may be lost, and later ones arrive.
+// When the shared listener connection is lost under load, the proxy
+// reconnects and listens again; each listening client is told that
+// notifications from the gap may be lost, and later ones arrive.
 func TestListenListenerReconnects(t *testing.T) {
 	h := newHarness(t, nil)
 	cfg, err := pgx.ParseConfig(h.connString())
@@ -294,13 +297,41 @@ func TestListenListenerReconnects(t *testing.T) {
 	notices := make(chan *pgconn.Notice, 10)
 	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices <- n }
 	l := &listener{notes: make(chan *pgconn.Notification, 100)}
-	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) { l.notes <- n }
+	var loads atomic.Int64
+	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
+		if n.Payload == "load" {
+			loads.Add(1) // counted, not kept: the test does not read them all
+			return
+		}
+		l.notes <- n
+	}
 	if l.Conn, err = pgx.ConnectConfig(ctxT(t, 15*time.Second), cfg); err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close(context.Background())
 	l.exec(t, `LISTEN "gap.Chan"`)
 	d := h.direct(t)
+	// Load: a sender notifies without pause until the test ends.
+	load := h.direct(t)
+	stop := make(chan struct{})
+	sent := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				sent <- n
+				return
+			default:
+			}
+			if _, err := load.Exec(context.Background(), `SELECT pg_notify('gap.Chan', 'load')`); err == nil {
+				n++
+			}
+		}
+	}()
+	testenv.WaitFor(t, 10*time.Second, "notifications under load", func() bool {
+		return testenv.Metric(t, h.reg, "mqstack_notify_received_total", nil) >= 20
+	})
 	var killed int
 	if err := d.QueryRow(ctxT(t, 10*time.Second), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE application_name = $1`, notify.ApplicationName).Scan(&killed); err != nil || killed != 1 {
@@ -326,9 +357,16 @@ func TestListenListenerReconnects(t *testing.T) {
 	default:
 		t.Fatal("no gap notice")
 	}
+	close(stop)
+	if n := <-sent; n < 20 {
+		t.Fatalf("only %d notifications sent under load", n)
+	}
 	notifyOn(t, h.connect(t), "gap.Chan", "after")
 	if n := l.next(t); n.Channel != "gap.Chan" || n.Payload != "after" {
 		t.Fatalf("after the reconnect: %q %q", n.Channel, n.Payload)
+	}
+	if loads.Load() == 0 {
+		t.Fatal("the client received none of the notifications sent under load")
 	}
 }
 
@@ -378,5 +416,32 @@ func TestListenListeningChannels(t *testing.T) {
 	}
 	if got := fmt.Sprint(channels()); got != "[B.chan]" {
 		t.Fatalf("after the refusals: %s", got)
+	}
+}
+
+// One client may listen on at most maxListenChannels channels: all of them
+// go to the one shared connection.
+func TestListenChannelCap(t *testing.T) {
+	h := newHarness(t, nil)
+	c := h.connect(t)
+	var b strings.Builder
+	for i := range maxListenChannels {
+		fmt.Fprintf(&b, "LISTEN cap_%d;", i)
+	}
+	if _, err := c.Exec(ctxT(t, 60*time.Second), b.String()); err != nil {
+		t.Fatalf("%d LISTENs: %v", maxListenChannels, err)
+	}
+	if _, err := c.Exec(ctxT(t, 10*time.Second), "LISTEN one_more"); sqlState(err) != "54000" {
+		t.Fatalf("LISTEN over the cap: %v, want 54000", err)
+	}
+	c.Exec(ctxT(t, 10*time.Second), "BEGIN")
+	if _, err := c.Exec(ctxT(t, 10*time.Second), "LISTEN one_more"); sqlState(err) != "54000" {
+		t.Fatalf("LISTEN over the cap in a transaction: %v, want 54000", err)
+	}
+	c.Exec(ctxT(t, 10*time.Second), "ROLLBACK")
+	for _, sql := range []string{"LISTEN cap_7", "UNLISTEN cap_7", "LISTEN one_more"} {
+		if _, err := c.Exec(ctxT(t, 10*time.Second), sql); err != nil {
+			t.Fatalf("%s at the cap: %v", sql, err)
+		}
 	}
 }

@@ -52,7 +52,8 @@ async function main() {
     const m = await pool.query('SELECT queue_length FROM pgmq.metrics($1)', [q]);
     assert.equal(Number(m.rows[0].queue_length), 61);
 
-    // LISTEN on the queue's insert channel pins the client; a send notifies it
+    // LISTEN on the queue's insert channel goes to the proxy's shared
+    // listener (no pin); a send notifies it
     await pool.query('SELECT pgmq.enable_notify_insert($1, 0)', [q]);
     const listener = new Client(config());
     await listener.connect();
