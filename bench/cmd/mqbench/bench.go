@@ -162,7 +162,7 @@ func (b *bench) round(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, step := range []func(context.Context) error{b.sqlCells, b.pgbenchCells, b.stormCells, b.restCells} {
+	for _, step := range []func(context.Context) error{b.sqlCells, b.pgbenchCells, b.stormCells, b.restCells, b.notifyCells} {
 		if err := step(ctx); err != nil {
 			return err
 		}

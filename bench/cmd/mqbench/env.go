@@ -77,7 +77,7 @@ metrics:
   listen: 127.0.0.1:%d
 log:
   level: warn
-`, proxyPort, o.idleConns+2000, o.poolSize, restPort, metricsPort)
+`, proxyPort, max(o.idleConns, o.listeners)+2000, o.poolSize, restPort, metricsPort)
 }
 
 func startEnv(ctx context.Context, o options) (_ *env, err error) {
@@ -110,8 +110,9 @@ postgres:
   memory: 2GiB
   port: %d
   settings:
-    max_connections: "600"
-`, e.pgPort) + frontEndYAML(o, e.mqPort, ports[3], ports[4])
+    # 600, plus room for the notify rows' listeners straight to Postgres.
+    max_connections: "%d"
+`, e.pgPort, 600+o.listeners) + frontEndYAML(o, e.mqPort, ports[3], ports[4])
 	cfgPath := filepath.Join(dir, "mqstack.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err

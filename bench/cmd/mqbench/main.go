@@ -27,6 +27,7 @@ type options struct {
 	poolSize  int
 	clients   []int
 	idleConns int
+	listeners int
 	csvPath   string
 	only      string
 	pprofAddr string
@@ -53,8 +54,9 @@ func run() error {
 	flag.IntVar(&o.poolSize, "pool", 16, "backend pool size of mqstack and PgBouncer")
 	flag.StringVar(&clients, "clients", "8,64,256", "client counts")
 	flag.IntVar(&o.idleConns, "idle", 10000, "idle client connections for the memory row (0: skip)")
+	flag.IntVar(&o.listeners, "listeners", 1000, "listening connections of the notify rows (direct Postgres gets max_connections 600 plus this)")
 	flag.StringVar(&o.csvPath, "csv", "bench/results/latest.csv", "where to write the results")
-	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run (send,readdel,batch,pgbench,storm,rest,memory,scaling); default all")
+	flag.StringVar(&o.only, "only", "", "comma-separated workloads to run (send,readdel,batch,pgbench,storm,rest,notify,memory,scaling); default all")
 	flag.StringVar(&o.pprofAddr, "pprof", "", "start mqstack with --pprof on this address (for profiling under load); -baseline gets the next port")
 	flag.StringVar(&o.baseline, "baseline", "", "a second mqstack binary (say, built from the commit before a change) measured beside mqstack as target \"baseline\"")
 	flag.StringVar(&o.baselineEnv, "baseline-env", "", "extra environment of the -baseline process, K=V,K=V (e.g. GOMAXPROCS=1 to compare a binary with itself)")
@@ -67,7 +69,10 @@ func run() error {
 		}
 		o.clients = append(o.clients, n)
 	}
-	if err := raiseNoFile(o.idleConns + 1024); err != nil {
+	if o.listeners < 0 {
+		return fmt.Errorf("bad -listeners %d", o.listeners)
+	}
+	if err := raiseNoFile(max(o.idleConns, o.listeners) + 1024); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -127,7 +132,7 @@ func raiseNoFile(n int) error {
 	}
 	lim.Cur = max(lim.Cur, uint64(n))
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("raising the open-file limit to %d (needed for -idle): %w", n, err)
+		return fmt.Errorf("raising the open-file limit to %d (needed for -idle and -listeners): %w", n, err)
 	}
 	return nil
 }

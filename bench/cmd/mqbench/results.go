@@ -28,13 +28,30 @@ type memRow struct {
 type results struct {
 	order   []key
 	samples map[key][]sample
+	notes   map[key]string
 	memory  []memRow
 }
 
-func newResults() *results { return &results{samples: map[key][]sample{}} }
+func newResults() *results { return &results{samples: map[key][]sample{}, notes: map[key]string{}} }
+
+// note sets the text of k's note column. A row with a note and no sample
+// is printed too, with empty figures (a target that cannot run it).
+func (r *results) note(k key, text string) {
+	if !r.seen(k) {
+		r.order = append(r.order, k)
+	}
+	r.notes[k] = text
+}
+
+// seen says whether k is in r.order already.
+func (r *results) seen(k key) bool {
+	_, sampled := r.samples[k]
+	_, noted := r.notes[k]
+	return sampled || noted
+}
 
 func (r *results) add(k key, s sample) {
-	if _, ok := r.samples[k]; !ok {
+	if !r.seen(k) {
 		r.order = append(r.order, k)
 	}
 	r.samples[k] = append(r.samples[k], s)
@@ -96,6 +113,7 @@ type row struct {
 	hasAdded            bool
 	failed              int
 	why                 string
+	note                string
 }
 
 // baselineDirect is the direct row a proxy (or REST) row is compared
@@ -170,6 +188,7 @@ func (r *results) rows() []row {
 		rw := row{k: k}
 		rw.s, rw.ok = r.median(k)
 		rw.failed, rw.why = r.failures(k)
+		rw.note = r.notes[k]
 		r.compare(&rw)
 		out = append(out, rw)
 	}
@@ -199,9 +218,13 @@ func (rw row) fields() []string {
 	if rw.hasAdded {
 		added = ms(rw.addedP99)
 	}
-	note := ""
+	note := rw.note
 	if rw.failed > 0 {
-		note = fmt.Sprintf("failed in %d round(s): %s", rw.failed, rw.why)
+		note = strings.TrimPrefix(note+fmt.Sprintf("; failed in %d round(s): %s", rw.failed, rw.why), "; ")
+	}
+	if !rw.ok && rw.failed == 0 {
+		// Never run: no figures rather than zeros.
+		return append(make([]string, len(header)-1), note)
 	}
 	return []string{strconv.FormatFloat(rw.s.ops, 'f', 0, 64), ms(rw.s.p50), ms(rw.s.p99), added,
 		ratio(rw.vsDirect), ratio(rw.vsPgb), ratio(rw.vsBase), micros(rw.s.cpuUs), ratio(rw.cpuVsPgb), ratio(rw.cpuVsBase),

@@ -64,13 +64,19 @@ func (b *bench) scalingRow(ctx context.Context, r sqlRow, idle int) error {
 	return nil
 }
 
-// openIdle logs n clients in to dsn, 32 at a time, and leaves them idle.
-// It returns the connections opened even when some logins failed.
+// openIdle logs n clients in to dsn and leaves them idle. It returns the
+// connections opened even when some logins failed.
 func openIdle(ctx context.Context, dsn string, n int) ([]*pgconn.PgConn, time.Duration, error) {
 	cfg, err := pgconn.ParseConfig(dsn)
 	if err != nil {
 		return nil, 0, err
 	}
+	return openEach(ctx, n, func(int) (*pgconn.PgConn, error) { return pgconn.ConnectConfig(ctx, cfg) })
+}
+
+// openEach opens n connections with open, 32 at a time. It returns those
+// opened even when some failed, and how long it took when none did.
+func openEach(ctx context.Context, n int, open func(i int) (*pgconn.PgConn, error)) ([]*pgconn.PgConn, time.Duration, error) {
 	conns := make([]*pgconn.PgConn, n)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -83,7 +89,7 @@ func openIdle(ctx context.Context, dsn string, n int) ([]*pgconn.PgConn, time.Du
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				c, err := pgconn.ConnectConfig(ctx, cfg)
+				c, err := open(i)
 				mu.Lock()
 				if err != nil {
 					failed++
@@ -100,7 +106,7 @@ func openIdle(ctx context.Context, dsn string, n int) ([]*pgconn.PgConn, time.Du
 	close(next)
 	wg.Wait()
 	if firstErr != nil {
-		return conns, 0, fmt.Errorf("%d of %d idle logins failed: %w", failed, n, firstErr)
+		return conns, 0, fmt.Errorf("%d of %d logins failed: %w", failed, n, firstErr)
 	}
 	return conns, time.Since(t0), nil
 }
