@@ -264,6 +264,9 @@ func (s *session) readyForQuery(c *backend.Conn, m *pgproto3.ReadyForQuery) bool
 			s.resetForReuse(c, pinned || tainted)
 		}
 		c.Release()
+		if !gone {
+			s.armParkDeadline()
+		}
 	}
 	if drain {
 		s.killWith(errShuttingDown(), closeShutdown)

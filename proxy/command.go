@@ -18,19 +18,24 @@ import (
 // here.
 
 // commandLoop relays client messages until the client leaves and returns
-// why the session ends.
-func (s *session) commandLoop() closeReason {
+// why the session ends, or until the session parks (park.go).
+func (s *session) commandLoop() (reason closeReason, parked bool) {
 	for {
+		s.armPark()
 		msg, err := s.client.in.Receive()
 		if err != nil {
+			if s.parkNow(err) {
+				return "", true
+			}
 			if reason, retry := s.receiveFailed(err); !retry {
-				return reason
+				return reason, false
 			}
 			continue
 		}
+		s.parked = false
 		wasIdle := s.disarmIdle()
 		if err := s.dispatch(msg); err != nil {
-			return s.loopError(err)
+			return s.loopError(err), false
 		}
 		if wasIdle {
 			s.rearmIdle()

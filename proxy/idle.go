@@ -51,6 +51,7 @@ func (s *session) disarmIdle() bool {
 	}
 	s.idle.armed.Store(false)
 	s.client.raw.SetReadDeadline(time.Time{})
+	s.parkArmed.Store(false) // the park deadline, if any, was replaced
 	return true
 }
 
@@ -73,8 +74,9 @@ func (s *session) idleExpired(err error) (fatal *Error, retry bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.idle.armed.Load() {
-		// Not our deadline (none other is set after login): read on.
+		// Not our deadline (the park's, which did not apply): read on.
 		s.client.raw.SetReadDeadline(time.Time{})
+		s.parkArmed.Store(false)
 		return nil, true
 	}
 	if !s.backend.idleInTransaction() {

@@ -41,11 +41,12 @@ func (c listenChange) tag() string {
 	return "UNLISTEN"
 }
 
-// listenMark is a LISTEN or UNLISTEN sent to the backend as an empty query
-// in cycle.
+// listenMark is a LISTEN or UNLISTEN, or a SELECT pg_listening_channels()
+// (column set), sent to the backend as an empty query in cycle.
 type listenMark struct {
 	cycle  uint64
 	change listenChange
+	column string
 }
 
 // listens is the session's LISTEN state.
@@ -143,11 +144,14 @@ func (s *session) listenAnswer(c *backend.Conn) pgproto3.BackendMessage {
 	if !ok {
 		return nil
 	}
-	switch c.TxStatus { // the status before the empty query ran
-	case 'E':
-		return &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: pgerrcode.InFailedSQLTransaction,
-			Message: "current transaction is aborted, commands ignored until end of transaction block"}
-	case 'T':
+	switch {
+	case c.TxStatus == 'E': // the status before the empty query ran
+		return errAborted()
+	case mk.column != "":
+		rows := s.listeningRows(mk.column)
+		s.client.write(false, rows...)
+		return selectTag(len(rows) - 1)
+	case c.TxStatus == 'T':
 		if mk.change.listen && s.listeningCount()+len(s.listen.tx) >= maxListenChannels {
 			return errorResponse(errTooManyChannels, "ERROR", s.log)
 		}
@@ -366,35 +370,47 @@ var errListeningForm = &Error{Severity: "ERROR", Code: pgerrcode.FeatureNotSuppo
 	Hint:    "psql sends it so; with pgx use QueryExecModeSimpleProtocol"}
 
 // handleListeningChannels answers SELECT pg_listening_channels() from the
-// session's channels, when nothing of the client's is in flight.
+// session's channels: at once between transactions, or in its place in
+// the stream inside one (an empty query stands for it, as for LISTEN).
 func (s *session) handleListeningChannels(cls *router.Statement) error {
 	p := single(cls)
-	s.mu.Lock()
-	status, quiet := byte('I'), true
-	if c := s.backend.conn; c != nil {
-		quiet = !s.backend.busy()
-		status = c.TxStatus // read only when quiet
+	if p == nil || p.Kind != router.KindListeningChannels {
+		return s.denyQuery(errorResponse(errListeningForm, "ERROR", s.log))
 	}
+	if s.attached() {
+		return s.withConn(kindQuery, "", func(c *backend.Conn) {
+			s.listen.marks = append(s.listen.marks, listenMark{cycle: s.backend.cycle, column: p.Name})
+			c.Send(&pgproto3.Query{String: ""})
+		})
+	}
+	rows := s.listeningRows(p.Name)
+	return s.client.write(true, append(rows, selectTag(len(rows)-1), &pgproto3.ReadyForQuery{TxStatus: 'I'})...)
+}
+
+// selectTag completes a SELECT of n rows.
+func selectTag(n int) *pgproto3.CommandComplete {
+	return &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.Itoa(n))}
+}
+
+// listeningRows are the row description and rows of pg_listening_channels().
+func (s *session) listeningRows(column string) []pgproto3.BackendMessage {
+	s.mu.Lock()
 	channels := make([]string, 0, len(s.listen.channels))
 	for ch := range s.listen.channels {
 		channels = append(channels, ch)
 	}
 	s.mu.Unlock()
-	if p == nil || p.Kind != router.KindListeningChannels || !quiet {
-		return s.denyQuery(errorResponse(errListeningForm, "ERROR", s.log))
-	}
-	if status == 'E' {
-		return s.client.write(true, &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR",
-			Code: pgerrcode.InFailedSQLTransaction, Message: "current transaction is aborted, commands ignored until end of transaction block"},
-			&pgproto3.ReadyForQuery{TxStatus: status})
-	}
 	slices.Sort(channels)
 	msgs := []pgproto3.BackendMessage{&pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{{
-		Name: []byte(p.Name), DataTypeOID: oidText, DataTypeSize: -1, TypeModifier: -1}}}}
+		Name: []byte(column), DataTypeOID: oidText, DataTypeSize: -1, TypeModifier: -1}}}}
 	for _, ch := range channels {
 		msgs = append(msgs, &pgproto3.DataRow{Values: [][]byte{[]byte(ch)}})
 	}
-	msgs = append(msgs, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.Itoa(len(channels)))},
-		&pgproto3.ReadyForQuery{TxStatus: status})
-	return s.client.write(true, msgs...)
+	return msgs
+}
+
+// errAborted is Postgres' answer to a statement in a failed transaction.
+func errAborted() *pgproto3.ErrorResponse {
+	return &pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: pgerrcode.InFailedSQLTransaction,
+		Message: "current transaction is aborted, commands ignored until end of transaction block"}
 }

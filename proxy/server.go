@@ -86,6 +86,8 @@ type Server struct {
 	// listens.
 	notifiers         sync.Map
 	listeningSessions atomic.Int32
+	// parks counts sessions parked (park.go), for tests.
+	parks atomic.Int64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -210,21 +212,23 @@ func (s *Server) startSession(nc net.Conn) bool {
 	s.sessions[sess] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer s.wg.Done()
-		sess.serve()
-		s.mu.Lock()
-		delete(s.sessions, sess)
-		if sess.login.key.pid != 0 && s.cancelKey[sess.login.key.pid] == sess {
-			delete(s.cancelKey, sess.login.key.pid)
-		}
-		if sess.login.counted {
-			s.clients--
-			s.metrics.clients.Set(float64(s.clients))
-		}
-		s.mu.Unlock()
-	}()
+	go sess.serve()
 	return true
+}
+
+// sessionEnded forgets a session that has ended (session.end).
+func (s *Server) sessionEnded(sess *session) {
+	defer s.wg.Done()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, sess)
+	if sess.login.key.pid != 0 && s.cancelKey[sess.login.key.pid] == sess {
+		delete(s.cancelKey, sess.login.key.pid)
+	}
+	if sess.login.counted {
+		s.clients--
+		s.metrics.clients.Set(float64(s.clients))
+	}
 }
 
 // admit counts a client against max_clients once it passed the startup

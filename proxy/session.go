@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -67,6 +68,11 @@ type session struct {
 	// reported in an extended-protocol cycle, as Postgres does. Client
 	// goroutine only.
 	skipUntilSync bool
+	// parked: the session has parked since its last message (park.go).
+	// Client goroutine only.
+	parked bool
+	// parkArmed: the park deadline is set on the client connection.
+	parkArmed atomic.Bool
 
 	mu       sync.Mutex
 	phase    phase
@@ -97,38 +103,62 @@ func newSession(srv *Server, nc net.Conn) *session {
 	return s
 }
 
-// serve runs the session's phases in order, then cleans up.
+// serve runs the session's login phases, then its command loop, which may
+// go on in other goroutines (park.go); end closes the session.
 func (s *session) serve() {
-	var reason closeReason = closeClientGone
-	defer func() {
-		s.cleanup()
-		s.endListening()
-		s.stop()
-		s.client.nc.Close()
-		if first := s.client.closedFor.Load(); first != nil {
-			reason = *first
-		}
-		s.srv.rec.ConnectionClosed(string(reason))
-	}()
+	if reason, ok := s.logIn(); !ok {
+		s.end(reason)
+		return
+	}
+	s.run()
+}
+
+// logIn runs the phases up to the command loop; it returns why the
+// session ends when one fails.
+func (s *session) logIn() (closeReason, bool) {
 	cfg := s.srv.config()
 	s.client.nc.SetDeadline(time.Now().Add(cfg.ClientLoginTimeout))
 	if err := s.negotiate(); err != nil {
-		reason = s.fail(err, closeClientError)
-		return
+		return s.fail(err, closeClientError), false
 	}
 	s.setPhase(phaseAuth)
 	if err := s.authenticate(); err != nil {
-		reason = s.fail(err, closeAuthFailed)
-		return
+		return s.fail(err, closeAuthFailed), false
 	}
 	s.setPhase(phaseLogin)
 	if err := s.settleLogin(); err != nil {
-		reason = s.fail(err, closeLoginFailed)
-		return
+		return s.fail(err, closeLoginFailed), false
 	}
 	s.client.nc.SetDeadline(time.Time{})
 	s.setPhase(phaseReady)
-	reason = s.commandLoop()
+	return "", true
+}
+
+// run runs the command loop on the calling goroutine until the session
+// ends, or parks it: the loop goes on in a fresh goroutine and this one
+// ends (park.go).
+func (s *session) run() {
+	reason, parked := s.commandLoop()
+	if parked {
+		go s.run()
+		return
+	}
+	s.end(reason)
+}
+
+// end closes the session once its command loop (or login) is over: the
+// backend is brought back and released, channels dropped, the connection
+// closed and counted under the first reason it was given.
+func (s *session) end(reason closeReason) {
+	s.cleanup()
+	s.endListening()
+	s.stop()
+	s.client.nc.Close()
+	if first := s.client.closedFor.Load(); first != nil {
+		reason = *first
+	}
+	s.srv.rec.ConnectionClosed(string(reason))
+	s.srv.sessionEnded(s)
 }
 
 func (s *session) setPhase(p phase) {

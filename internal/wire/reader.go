@@ -49,6 +49,10 @@ func NewReader(c net.Conn, maxBody int) *Reader {
 	return r
 }
 
+// Unread is the number of bytes read from the connection and not yet
+// returned by Receive.
+func (r *Reader) Unread() int { return r.wp - r.rp }
+
 // SetMaxBodyLen bounds the body of the messages read from now on.
 func (r *Reader) SetMaxBodyLen(n int) { r.maxBody = n }
 

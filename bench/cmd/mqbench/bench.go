@@ -418,9 +418,14 @@ func (b *bench) memory(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		liveBefore := b.goLive(target)
 		conns, el, openErr := openIdle(ctx, b.env.dsn(target), b.o.idleConns)
-		time.Sleep(time.Second)
+		// Idle clients: past mqstack's park delay (a second between
+		// transactions), after which an idle session waits in a fresh
+		// goroutine with a small stack (proxy/park.go).
+		time.Sleep(2500 * time.Millisecond)
 		after, err := rss(pid)
+		liveAfter := b.goLive(target)
 		if target == "mqstack" && b.o.pprofAddr != "" {
 			saveProfile(b.o.pprofAddr, "heap", filepath.Join(os.TempDir(), "mqbench-idle-heap.pprof"))
 			if resp, err := http.Get(b.env.metricsURL + "/metrics"); err == nil {
@@ -450,10 +455,37 @@ func (b *bench) memory(ctx context.Context) error {
 		per := float64(after-before) / float64(open)
 		fmt.Printf("memory: %s: %d idle clients in %s, RSS %.1f MiB -> %.1f MiB, %.1f KiB per client\n",
 			target, open, el.Round(time.Millisecond), float64(before)/(1<<20), float64(after)/(1<<20), per/1024)
-		b.res.memory = append(b.res.memory, memRow{target: target, conns: open, before: before, after: after})
+		row := memRow{target: target, conns: open, before: before, after: after}
+		if liveBefore > 0 && liveAfter > 0 {
+			row.live = (liveAfter - liveBefore) / int64(open)
+		}
+		b.res.memory = append(b.res.memory, row)
 		time.Sleep(500 * time.Millisecond)
 	}
 	return nil
+}
+
+// goLive is the mqstack process's Go heap and stacks in use, from its
+// metrics endpoint (0 for other targets, or when unreadable).
+func (b *bench) goLive(target string) int64 {
+	if target != "mqstack" {
+		return 0
+	}
+	resp, err := http.Get(b.env.metricsURL + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if ok && (name == "go_memstats_heap_inuse_bytes" || name == "go_memstats_stack_inuse_bytes") {
+			v, _ := strconv.ParseFloat(value, 64)
+			sum += v
+		}
+	}
+	return int64(sum)
 }
 
 // saveProfile fetches a pprof profile of mqstack (run with -pprof) into path.

@@ -23,6 +23,18 @@ type memRow struct {
 	target        string
 	conns         int
 	before, after int64
+	// live is what the Go runtime's in-use heap and stacks grew by, per
+	// client (mqstack only; 0 when unknown): the memory the idle clients
+	// hold, which RSS also counts but keeps after a login burst frees it.
+	live int64
+}
+
+// liveNote is the row's note on live memory, "" when unknown.
+func (m memRow) liveNote() string {
+	if m.live <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("Go heap+stack in use %.1f KiB per client", float64(m.live)/1024)
 }
 
 type results struct {
@@ -252,8 +264,8 @@ func (r *results) print(w io.Writer, machine string) {
 	if len(r.memory) > 0 {
 		fmt.Fprintln(w)
 		for _, m := range r.memory {
-			fmt.Fprintf(w, "idle memory: %-9s %6d clients  RSS %7.1f MiB -> %7.1f MiB  %6.1f KiB per client\n", m.target, m.conns,
-				float64(m.before)/(1<<20), float64(m.after)/(1<<20), float64(m.after-m.before)/float64(m.conns)/1024)
+			fmt.Fprintf(w, "idle memory: %-9s %6d clients  RSS %7.1f MiB -> %7.1f MiB  %6.1f KiB per client  %s\n", m.target, m.conns,
+				float64(m.before)/(1<<20), float64(m.after)/(1<<20), float64(m.after-m.before)/float64(m.conns)/1024, m.liveNote())
 		}
 	}
 }
@@ -275,7 +287,8 @@ func (r *results) writeCSV(path, machine string) error {
 	}
 	for _, m := range r.memory {
 		rec := []string{"idle memory", strconv.Itoa(m.conns), m.target, ""}
-		rec = append(rec, make([]string, len(header))...)
+		rec = append(rec, make([]string, len(header)-1)...)
+		rec = append(rec, m.liveNote())
 		cw.Write(append(rec, "1", strconv.FormatInt((m.after-m.before)/int64(m.conns), 10)))
 	}
 	cw.Flush()
