@@ -46,13 +46,23 @@ func (s *session) handleBind(m *pgproto3.Bind) error {
 	})
 }
 
+// plainPortal is the portal of a statement without pgmq calls: whether it
+// may notify, and whether it is empty on the backend (a LISTEN or UNLISTEN
+// the proxy answers, or the client's own empty statement).
+func plainPortal(st *stmt) portal {
+	if st == nil || st.class == nil {
+		return portal{}
+	}
+	return portal{notifies: st.class.Notifies, empty: st.query == "", listen: st.listen}
+}
+
 // bindPortal is what a Bind of st fixes for its portal's Executes: for a
 // statement with pgmq calls, the queues its parameters name and how its
 // rows are read. A grant-limited token's Bind of a statement whose queues
 // are parameters is authorized here; a denial is counted and returned.
 func (s *session) bindPortal(st *stmt, m *pgproto3.Bind) (portal, error) {
 	if st == nil || st.class == nil || !st.class.HasCalls {
-		return portal{notifies: st != nil && st.class != nil && st.class.Notifies}, nil
+		return plainPortal(st), nil
 	}
 	// The Bind's values, read through s.deny.param by the grant check, the
 	// denial count and the queue names below.

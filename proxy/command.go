@@ -162,6 +162,9 @@ func (s *session) handleExecute(m *pgproto3.Execute) error {
 		if p.notifies {
 			s.notedNotifier(c)
 		}
+		if p.empty {
+			s.markEmptyExecuteLocked(p.listen)
+		}
 		c.Send(m)
 	})
 }

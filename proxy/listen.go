@@ -47,6 +47,9 @@ type listenMark struct {
 	cycle  uint64
 	change listenChange
 	column string
+	// own: the client's own empty statement, whose EmptyQueryResponse is
+	// relayed (marked so that the ones of a cycle pair up in order).
+	own bool
 }
 
 // listens is the session's LISTEN state.
@@ -141,7 +144,7 @@ func (s *session) listenAnswer(c *backend.Conn) pgproto3.BackendMessage {
 	s.mu.Lock()
 	mk, ok := s.takeListenMarkLocked()
 	s.mu.Unlock()
-	if !ok {
+	if !ok || mk.own {
 		return nil
 	}
 	switch {
@@ -162,6 +165,28 @@ func (s *session) listenAnswer(c *backend.Conn) pgproto3.BackendMessage {
 		}
 	}
 	return &pgproto3.CommandComplete{CommandTag: []byte(mk.change.tag())}
+}
+
+// markEmptyExecuteLocked marks an Execute of an empty backend statement:
+// a LISTEN or UNLISTEN prepared with the extended protocol (listen), or
+// the client's own empty statement. s.mu is held.
+func (s *session) markEmptyExecuteLocked(listen *listenChange) {
+	mk := listenMark{cycle: s.backend.cycle, own: listen == nil}
+	if listen != nil {
+		mk.change = *listen
+	}
+	s.listen.marks = append(s.listen.marks, mk)
+}
+
+// preparedListen is the change of a LISTEN or UNLISTEN prepared with the
+// extended protocol, nil when the text holds several statements (Postgres
+// refuses those at Parse, as the backend then does).
+func preparedListen(cls *router.Statement) *listenChange {
+	changes, err := listenChanges(cls)
+	if err != nil || len(changes) != 1 {
+		return nil
+	}
+	return &changes[0]
 }
 
 // takeListenMarkLocked takes the mark of the cycle the reader is in.

@@ -445,3 +445,50 @@ func TestListenChannelCap(t *testing.T) {
 		}
 	}
 }
+
+// LISTEN prepared with the extended protocol (as JDBC sends it), named and
+// unnamed, inside and outside a transaction block: answered by the proxy,
+// never pinning, with Postgres' semantics; the client's own empty
+// statements still get EmptyQueryResponse in order.
+func TestListenExtendedProtocol(t *testing.T) {
+	h := newHarness(t, func(_ *configs.ProxyConfig, p *configs.PoolConfig) { p.Size = 1 })
+	l := h.listener(t)
+	pc := l.PgConn()
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := pc.Prepare(ctx, "l1", "LISTEN ext_named", nil); err != nil {
+		t.Fatal(err)
+	}
+	if res := pc.ExecPrepared(ctx, "l1", nil, nil, nil).Read(); res.Err != nil || res.CommandTag.String() != "LISTEN" {
+		t.Fatalf("named LISTEN: %v %q", res.Err, res.CommandTag)
+	}
+	if res := pc.ExecParams(ctx, `LISTEN "Ext.Unnamed"`, nil, nil, nil, nil).Read(); res.Err != nil || res.CommandTag.String() != "LISTEN" {
+		t.Fatalf("unnamed LISTEN: %v %q", res.Err, res.CommandTag)
+	}
+	l.exec(t, "BEGIN")
+	if res := pc.ExecParams(ctx, "LISTEN ext_rolled", nil, nil, nil, nil).Read(); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	l.exec(t, "ROLLBACK")
+	// The client's own empty statement, around a LISTEN in one cycle.
+	results, err := pc.ExecBatch(ctx, func() *pgconn.Batch {
+		b := &pgconn.Batch{}
+		b.ExecParams("", nil, nil, nil, nil)
+		b.ExecParams("UNLISTEN ext_named", nil, nil, nil, nil)
+		b.ExecParams("", nil, nil, nil, nil)
+		return b
+	}()).ReadAll()
+	if err != nil || len(results) != 3 || results[1].CommandTag.String() != "UNLISTEN" {
+		t.Fatalf("batch: %v %d results", err, len(results))
+	}
+	// Another client has the pool's only backend: nothing is pinned.
+	other := h.connect(t)
+	notifyOn(t, other, "ext_named", "no")
+	notifyOn(t, other, "ext_rolled", "no")
+	notifyOn(t, other, "Ext.Unnamed", "yes")
+	if n := l.next(t); n.Channel != "Ext.Unnamed" || n.Payload != "yes" {
+		t.Fatalf("got %q %q, want Ext.Unnamed yes", n.Channel, n.Payload)
+	}
+	if got := counterValue(t, h, "mqstack_pins_total", "cause", string(router.PinListen)); got != 0 {
+		t.Fatalf("pins{cause=listen} = %v, want 0", got)
+	}
+}

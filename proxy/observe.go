@@ -79,6 +79,11 @@ type portal struct {
 	// notifies: the statement may send a notification (its sender's pid
 	// is then the client's, see clientPID).
 	notifies bool
+	// empty: the backend's statement is empty, and answers Execute with
+	// EmptyQueryResponse; listen is the LISTEN or UNLISTEN it stands for
+	// (nil for the client's own empty statement).
+	empty  bool
+	listen *listenChange
 }
 
 // messageSize is the size of the message argument of st's only call: a

@@ -23,6 +23,9 @@ func (s *session) handleParse(m *pgproto3.Parse) error {
 	}
 	named := m.Name != ""
 	pin := pinOf(st.class)
+	if st.class.Listens && s.srv.hub != nil {
+		pin = "" // the proxy answers it (a LISTEN of several statements fails at Parse)
+	}
 	if named && pin == "" {
 		// Outside a transaction a named Parse needs no backend: the proxy
 		// answers it and prepares the statement where it is first used.
@@ -68,6 +71,11 @@ func (s *session) parseStatement(m *pgproto3.Parse) (*stmt, error) {
 	if err == nil && class.ReadsListening && s.srv.hub != nil {
 		err = errListeningForm
 	}
+	if err == nil && class.Listens && s.srv.hub != nil {
+		if st.listen = preparedListen(class); st.listen != nil {
+			st.query = "" // backends prepare it empty; the proxy answers its Execute
+		}
+	}
 	if err == nil && s.limited() && !class.Bound() {
 		st.filter, err = s.authorizeQuery(class)
 	}
@@ -84,6 +92,9 @@ func (s *session) parseUnnamedLocked(c *backend.Conn, m *pgproto3.Parse, st *stm
 	s.stmts.unnamedGen++
 	c.SetUnnamed(s, s.stmts.unnamedGen)
 	s.backend.push(pqEntry{action: pqPass, st: st, unnamed: true, own: true})
+	if st.listen != nil {
+		m.Query = st.query
+	}
 	c.Send(m)
 }
 

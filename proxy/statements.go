@@ -38,6 +38,10 @@ type stmt struct {
 	// dealloc is set for a DEALLOCATE prepared with the extended protocol:
 	// what its Bind must make the proxy forget.
 	dealloc *deallocation
+	// listen is set for a LISTEN or UNLISTEN, which backends prepare as an
+	// empty statement (query ""): its Execute is answered by the proxy
+	// (listen.go).
+	listen *listenChange
 }
 
 func newStmt(m *pgproto3.Parse, named bool) *stmt {
