@@ -60,11 +60,15 @@ func (r *Reader) SetMaxBodyLen(n int) { r.maxBody = n }
 // is an *pgproto3.ExceededMaxBodyLenErr (its body is left unread). A
 // password message ('p') is read as a cleartext PasswordMessage, the only
 // authentication the proxy asks for.
+//
+// Nothing is consumed until the whole message has arrived: a read that
+// fails in the middle of one (a deadline passing) leaves its bytes unread,
+// and the next Receive starts again from its header.
 func (r *Reader) Receive() (pgproto3.FrontendMessage, error) {
-	hdr, err := r.next(5)
-	if err != nil {
+	if err := r.fill(5); err != nil {
 		return nil, err
 	}
+	hdr := (*r.buf)[r.rp : r.rp+5]
 	typ := hdr[0]
 	size := int(int32(binary.BigEndian.Uint32(hdr[1:]))) // over 2 GiB reads negative, as Postgres reads it
 	if size < 4 {
@@ -78,13 +82,15 @@ func (r *Reader) Receive() (pgproto3.FrontendMessage, error) {
 	if msg == nil {
 		return nil, fmt.Errorf("unknown message type: %c", typ)
 	}
-	b, err := r.next(body)
-	if err != nil {
+	if err := r.fill(5 + body); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
 	}
+	start := r.rp + 5
+	b := (*r.buf)[start : start+body : start+body]
+	r.rp = start + body
 	if err := msg.Decode(b); err != nil {
 		return nil, err
 	}
@@ -125,17 +131,15 @@ func newMessage(typ byte) pgproto3.FrontendMessage {
 	return nil
 }
 
-// next returns the next n unread bytes, reading until it has them.
-func (r *Reader) next(n int) ([]byte, error) {
+// fill reads until n bytes are unread, consuming none.
+func (r *Reader) fill(n int) error {
 	for r.wp-r.rp < n {
 		r.makeRoom(n)
 		if err := r.read(n); err != nil { // a read that fails added no byte
-			return nil, err
+			return err
 		}
 	}
-	b := (*r.buf)[r.rp : r.rp+n : r.rp+n]
-	r.rp += n
-	return b, nil
+	return nil
 }
 
 // makeRoom makes sure the buffer can hold n unread bytes: a buffer taken

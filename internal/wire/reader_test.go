@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -127,5 +128,43 @@ func TestReaderBoundsAndTruncation(t *testing.T) {
 	client.Write([]byte{'?', 0, 0, 0, 4})
 	if _, err := r.Receive(); err == nil {
 		t.Fatal("unknown message type accepted")
+	}
+}
+
+// A read deadline that passes in the middle of a message (the proxy's park
+// and idle deadlines) loses nothing: the next Receive returns the whole
+// message, header included, whether the header or part of the body had
+// arrived.
+func TestReaderDeadlineMidMessage(t *testing.T) {
+	big := make([]byte, 3*readBuffer)
+	for i := range big {
+		big[i] = 'a' + byte(i%26)
+	}
+	msg := encodeAll(t, &pgproto3.Query{String: string(big)})
+	for _, cut := range []int{3, 5, 9, readBuffer + 100} {
+		client, server := tcpPair(t)
+		r := NewReader(server, 0)
+		if _, err := client.Write(msg[:cut]); err != nil {
+			t.Fatal(err)
+		}
+		server.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		var ne net.Error
+		if _, err := r.Receive(); !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("cut %d: first Receive: %v, want a timeout", cut, err)
+		}
+		if r.Unread() != cut {
+			t.Fatalf("cut %d: %d bytes kept unread, want %d", cut, r.Unread(), cut)
+		}
+		server.SetReadDeadline(time.Time{})
+		if _, err := client.Write(msg[cut:]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.Receive()
+		if err != nil {
+			t.Fatalf("cut %d: %v", cut, err)
+		}
+		if q, ok := got.(*pgproto3.Query); !ok || q.String != string(big) {
+			t.Fatalf("cut %d: got %T, not the whole query", cut, got)
+		}
 	}
 }
