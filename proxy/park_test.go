@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
 	"mqstack/internal/testenv"
 )
 
@@ -51,4 +54,39 @@ func goroutinesIn(fn string) int {
 		}
 	}
 	return n
+}
+
+// A client whose message arrives in two parts with a pause longer than the
+// park delay between them (a slow client) gets its answer: the park
+// deadline passing mid-message loses no byte.
+func TestMessageSplitAcrossParkDeadline(t *testing.T) {
+	h := newHarness(t, nil)
+	pc, err := pgconn.Connect(ctxT(t, 10*time.Second), h.connString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hc.Conn.Close()
+	fe := hc.Frontend
+	fe.Send(&pgproto3.Query{String: "SELECT 1"}) // a transaction: its end arms the park deadline
+	fe.Flush()
+	expect[*pgproto3.ReadyForQuery](t, fe)
+	msg, _ := (&pgproto3.Query{String: "SELECT 42"}).Encode(nil)
+	for _, cut := range []int{3, 7} {
+		if _, err := hc.Conn.Write(msg[:cut]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(parkAfter + 300*time.Millisecond) // the slow client's pause, not a wait for the proxy
+		if _, err := hc.Conn.Write(msg[cut:]); err != nil {
+			t.Fatal(err)
+		}
+		row := expect[*pgproto3.DataRow](t, fe)
+		if string(row.Values[0]) != "42" {
+			t.Fatalf("cut %d: got %q", cut, row.Values[0])
+		}
+		expect[*pgproto3.ReadyForQuery](t, fe)
+	}
 }
