@@ -53,7 +53,12 @@ func plainPortal(st *stmt) portal {
 	if st == nil || st.class == nil {
 		return portal{}
 	}
-	return portal{notifies: st.class.Notifies, empty: st.query == "", listen: st.listen}
+	p := portal{notifies: st.class.Notifies, empty: st.query == "", listen: st.listen}
+	if st.listening != "" {
+		// Observed, so that the reader pairs its completion with it.
+		p.st, p.listening = st.class, st.listening
+	}
+	return p
 }
 
 // bindPortal is what a Bind of st fixes for its portal's Executes: for a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgerrcode"
@@ -387,12 +388,12 @@ func (s *session) endListening() {
 	}
 }
 
-// errListeningForm refuses pg_listening_channels() in any form but a simple
-// query of its own: the backends do not listen for the client, so only the
-// proxy can answer, and it answers that form.
+// errListeningForm refuses pg_listening_channels() in any form but a
+// SELECT of it alone: the backends do not listen for the client, so only
+// the proxy can answer, and it answers that form (simple or prepared).
 var errListeningForm = &Error{Severity: "ERROR", Code: pgerrcode.FeatureNotSupported,
-	Message: "through mqstack, pg_listening_channels() is answered only as SELECT pg_listening_channels() sent alone as a simple query",
-	Hint:    "psql sends it so; with pgx use QueryExecModeSimpleProtocol"}
+	Message: "through mqstack, pg_listening_channels() is answered only as SELECT pg_listening_channels() alone",
+	Hint:    "select it alone (optionally with a column alias) and filter its rows in the client"}
 
 // handleListeningChannels answers SELECT pg_listening_channels() from the
 // session's channels: at once between transactions, or in its place in
@@ -433,6 +434,31 @@ func (s *session) listeningRows(column string) []pgproto3.BackendMessage {
 	}
 	return msgs
 }
+
+// prepareListening makes a prepared SELECT pg_listening_channels() a query
+// of no rows in its shape on the backends (so Describe answers as Postgres
+// would), whose rows the proxy adds at Execute; other uses of the function
+// are refused.
+func (s *session) prepareListening(st *stmt) error {
+	p := single(st.class)
+	if p == nil || p.Kind != router.KindListeningChannels {
+		return errListeningForm
+	}
+	st.listening = p.Name
+	st.query = "SELECT NULL::text AS " + quoteIdent(p.Name) + " WHERE false"
+	return nil
+}
+
+// listeningCompletion writes the rows of a prepared pg_listening_channels()
+// and returns its CommandComplete. Reader only.
+func (s *session) listeningCompletion(column string) *pgproto3.CommandComplete {
+	rows := s.listeningRows(column)[1:] // the backend sent the RowDescription
+	s.client.write(false, rows...)
+	return selectTag(len(rows))
+}
+
+// quoteIdent quotes a name as an SQL identifier.
+func quoteIdent(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
 
 // errAborted is Postgres' answer to a statement in a failed transaction.
 func errAborted() *pgproto3.ErrorResponse {

@@ -406,11 +406,32 @@ func TestListenListeningChannels(t *testing.T) {
 	if got := fmt.Sprint(channels()); got != "[B.chan]" {
 		t.Fatalf("after COMMIT: %s, want [B.chan]", got)
 	}
-	// The extended protocol and other forms are refused; the session goes on.
-	rows, _ := c.Query(ctxT(t, 10*time.Second), "SELECT pg_listening_channels()", pgx.QueryExecModeCacheStatement)
-	if _, err := pgx.CollectRows(rows, pgx.RowTo[string]); sqlState(err) != "0A000" {
-		t.Fatalf("extended protocol: %v, want 0A000", err)
+	// Prepared (named and unnamed) with the extended protocol, with a
+	// column alias and in a transaction block.
+	c.Exec(ctxT(t, 10*time.Second), `LISTEN "x""y"`)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeDescribeExec} {
+		for _, inTx := range []bool{false, true} {
+			if inTx {
+				c.Exec(ctxT(t, 10*time.Second), "BEGIN")
+			}
+			rows, err := c.Query(ctxT(t, 10*time.Second), `SELECT pg_listening_channels() AS "My Col"`, mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := rows.FieldDescriptions(); len(f) != 1 || f[0].Name != "My Col" || f[0].DataTypeOID != 25 {
+				t.Fatalf("mode %v: fields %+v", mode, f)
+			}
+			got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil || fmt.Sprint(got) != `[B.chan x"y]` {
+				t.Fatalf("mode %v, in a transaction %v: %v %v", mode, inTx, got, err)
+			}
+			if inTx {
+				c.Exec(ctxT(t, 10*time.Second), "COMMIT")
+			}
+		}
 	}
+	c.Exec(ctxT(t, 10*time.Second), `UNLISTEN "x""y"`)
+	// Other forms are refused; the session goes on.
 	if _, err := c.Exec(ctxT(t, 10*time.Second), "SELECT count(*) FROM pg_listening_channels()"); sqlState(err) != "0A000" {
 		t.Fatalf("other form: %v, want 0A000", err)
 	}

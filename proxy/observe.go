@@ -84,6 +84,9 @@ type portal struct {
 	// (nil for the client's own empty statement).
 	empty  bool
 	listen *listenChange
+	// listening is the column of a prepared SELECT pg_listening_channels():
+	// the proxy writes the rows before its CommandComplete.
+	listening string
 }
 
 // messageSize is the size of the message argument of st's only call: a
@@ -267,6 +270,11 @@ func intValue(v []byte, binaryFormat bool) int {
 func (ro *relayObs) complete(s *session, m pgproto3.BackendMessage) pgproto3.BackendMessage {
 	e := ro.entry(s)
 	out := m
+	if e != nil && e.listening != "" {
+		if _, ok := m.(*pgproto3.CommandComplete); ok {
+			out = s.listeningCompletion(e.listening)
+		}
+	}
 	if e != nil {
 		_, failed := m.(*pgproto3.ErrorResponse)
 		if _, suspended := m.(*pgproto3.PortalSuspended); !suspended {

@@ -69,7 +69,7 @@ func (s *session) parseStatement(m *pgproto3.Parse) (*stmt, error) {
 		err = errExtendedCopyIn
 	}
 	if err == nil && class.ReadsListening && s.srv.hub != nil {
-		err = errListeningForm
+		err = s.prepareListening(st)
 	}
 	if err == nil && class.Listens && s.srv.hub != nil {
 		if st.listen = preparedListen(class); st.listen != nil {
@@ -92,8 +92,8 @@ func (s *session) parseUnnamedLocked(c *backend.Conn, m *pgproto3.Parse, st *stm
 	s.stmts.unnamedGen++
 	c.SetUnnamed(s, s.stmts.unnamedGen)
 	s.backend.push(pqEntry{action: pqPass, st: st, unnamed: true, own: true})
-	if st.listen != nil {
-		m.Query = st.query
+	if st.listen != nil || st.listening != "" {
+		m.Query = st.query // rewritten: listen.go
 	}
 	c.Send(m)
 }

@@ -42,6 +42,10 @@ type stmt struct {
 	// empty statement (query ""): its Execute is answered by the proxy
 	// (listen.go).
 	listen *listenChange
+	// listening is the column of a SELECT pg_listening_channels(), which
+	// backends prepare as a query of no rows in its shape: the proxy adds
+	// the rows at its Execute (listen.go).
+	listening string
 }
 
 func newStmt(m *pgproto3.Parse, named bool) *stmt {
