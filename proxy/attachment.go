@@ -197,9 +197,9 @@ func (s *session) boundaryCheck() error {
 func (s *session) attachLocked(c *backend.Conn) {
 	done := make(chan struct{})
 	s.backend.attach(c, done)
-	s.deny.reset()
+	s.deny.queue.reset()
 	s.obs.reset()
-	s.listen.marks = s.listen.marks[:0]
+	s.listen.marks.reset()
 	go s.relayBackend(c, done)
 }
 

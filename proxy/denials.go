@@ -20,52 +20,17 @@ import (
 // stream, is replaced by the denial.
 const denyMarker = "mqstack_denied"
 
-// denial is an ErrorResponse waiting for its marker's syntax error.
-type denial struct {
-	cycle uint64
-	resp  *pgproto3.ErrorResponse
-}
-
 // denials are the proxy's refusals of statements sent to the backend as
 // markers, each waiting for its marker's error (guarded by s.mu), and the
 // Bind being checked (client goroutine only).
 type denials struct {
-	queue []denial
+	queue cycleQueue[*pgproto3.ErrorResponse]
 	// bind is the Bind being authorized, read by param.
 	bind bindValues
 	// param is s.bindParam as router.Params, made once per session so that
 	// checking a Bind allocates nothing.
 	param router.Params
 }
-
-// push queues er for the marker sent in cycle. s.mu is held.
-func (d *denials) push(cycle uint64, er *pgproto3.ErrorResponse) {
-	d.queue = append(d.queue, denial{cycle: cycle, resp: er})
-}
-
-// take returns the denial whose marker failed in cycle, nil when the next
-// one is of another cycle. s.mu is held.
-func (d *denials) take(cycle uint64) *pgproto3.ErrorResponse {
-	if len(d.queue) == 0 || d.queue[0].cycle != cycle {
-		return nil
-	}
-	er := d.queue[0].resp
-	d.queue = d.queue[1:]
-	return er
-}
-
-// settle drops the denials of the cycles before done: an earlier error
-// made the backend skip their markers. s.mu is held.
-func (d *denials) settle(done uint64) {
-	j := 0
-	for j < len(d.queue) && d.queue[j].cycle < done {
-		j++
-	}
-	d.queue = d.queue[j:]
-}
-
-// reset empties the queue for a newly attached connection. s.mu is held.
-func (d *denials) reset() { d.queue = d.queue[:0] }
 
 // countDenial counts a refused statement: by reason, and per queue for the
 // pgmq call the denial names.
@@ -104,7 +69,7 @@ func (s *session) denyQuery(er *pgproto3.ErrorResponse) error {
 		return s.client.write(true, er, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	}
 	return s.withConn(kindQuery, "", func(c *backend.Conn) {
-		s.deny.push(s.backend.cycle, er)
+		s.deny.queue.push(s.backend.cycle, er)
 		c.Send(&pgproto3.Query{String: denyMarker})
 	})
 }
@@ -119,7 +84,7 @@ func (s *session) denyExtended(er *pgproto3.ErrorResponse) error {
 	var conn *backend.Conn
 	err := s.withConn(kindExtended, "", func(c *backend.Conn) {
 		conn = c
-		s.deny.push(s.backend.cycle, er)
+		s.deny.queue.push(s.backend.cycle, er)
 		c.Send(&pgproto3.Parse{Name: denyMarker, Query: denyMarker})
 	})
 	if err != nil || conn == nil {
@@ -136,7 +101,8 @@ func (s *session) substituteDenial(m *pgproto3.ErrorResponse) *pgproto3.ErrorRes
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.deny.take(s.backend.doneCycles)
+	er, _ := s.deny.queue.take(s.backend.doneCycles)
+	return er
 }
 
 // createExtensionNoop answers CREATE EXTENSION IF NOT EXISTS pgmq for a

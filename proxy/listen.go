@@ -43,9 +43,8 @@ func (c listenChange) tag() string {
 }
 
 // listenMark is a LISTEN or UNLISTEN, or a SELECT pg_listening_channels()
-// (column set), sent to the backend as an empty query in cycle.
+// (column set), sent to the backend as an empty query.
 type listenMark struct {
-	cycle  uint64
 	change listenChange
 	column string
 	// own: the client's own empty statement, whose EmptyQueryResponse is
@@ -60,7 +59,7 @@ type listens struct {
 	// backend is attached, the reader while one is); s.mu guards it.
 	channels map[string]struct{}
 	// marks wait for their empty query's answer (s.mu).
-	marks []listenMark
+	marks cycleQueue[listenMark]
 	// tx are the changes made inside the current transaction block, and
 	// committed says its COMMIT completed (reader only).
 	tx        []listenChange
@@ -123,10 +122,7 @@ func (s *session) handleListen(cls *router.Statement) error {
 		return s.denyQuery(errorResponse(err, "ERROR", s.log))
 	}
 	if s.attached() {
-		return s.withConn(kindQuery, "", func(c *backend.Conn) {
-			s.listen.marks = append(s.listen.marks, listenMark{cycle: s.backend.cycle, change: changes[0]})
-			c.Send(&pgproto3.Query{String: ""})
-		})
+		return s.sendListenMark(listenMark{change: changes[0]})
 	}
 	msgs := make([]pgproto3.BackendMessage, 0, len(changes)+1)
 	for _, ch := range changes {
@@ -138,12 +134,21 @@ func (s *session) handleListen(cls *router.Statement) error {
 	return s.client.write(true, append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})...)
 }
 
+// sendListenMark sends the backend an empty query in place of a statement
+// the proxy answers inside the client's transaction (listenAnswer).
+func (s *session) sendListenMark(mk listenMark) error {
+	return s.withConn(kindQuery, "", func(c *backend.Conn) {
+		s.listen.marks.push(s.backend.cycle, mk)
+		c.Send(&pgproto3.Query{String: ""})
+	})
+}
+
 // listenAnswer is what the client gets for the empty query that stood for
 // a LISTEN or UNLISTEN: nil when m answers a statement of the client's own.
 // Called by the reader.
 func (s *session) listenAnswer(c *backend.Conn) pgproto3.BackendMessage {
 	s.mu.Lock()
-	mk, ok := s.takeListenMarkLocked()
+	mk, ok := s.listen.marks.take(s.backend.doneCycles)
 	s.mu.Unlock()
 	if !ok || mk.own {
 		return nil
@@ -172,11 +177,11 @@ func (s *session) listenAnswer(c *backend.Conn) pgproto3.BackendMessage {
 // a LISTEN or UNLISTEN prepared with the extended protocol (listen), or
 // the client's own empty statement. s.mu is held.
 func (s *session) markEmptyExecuteLocked(listen *listenChange) {
-	mk := listenMark{cycle: s.backend.cycle, own: listen == nil}
+	mk := listenMark{own: listen == nil}
 	if listen != nil {
 		mk.change = *listen
 	}
-	s.listen.marks = append(s.listen.marks, mk)
+	s.listen.marks.push(s.backend.cycle, mk)
 }
 
 // preparedListen is the change of a LISTEN or UNLISTEN prepared with the
@@ -188,20 +193,6 @@ func preparedListen(cls *router.Statement) *listenChange {
 		return nil
 	}
 	return &changes[0]
-}
-
-// takeListenMarkLocked takes the mark of the cycle the reader is in.
-func (s *session) takeListenMarkLocked() (listenMark, bool) {
-	m := s.listen.marks
-	for len(m) > 0 && m[0].cycle < s.backend.doneCycles {
-		m = m[1:] // never answered: their connection was lost
-	}
-	s.listen.marks = m
-	if len(m) == 0 || m[0].cycle != s.backend.doneCycles {
-		return listenMark{}, false
-	}
-	s.listen.marks = m[1:]
-	return m[0], true
 }
 
 // noteCommit is told of each CommandComplete while changes wait for their
@@ -404,10 +395,7 @@ func (s *session) handleListeningChannels(cls *router.Statement) error {
 		return s.denyQuery(errorResponse(errListeningForm, "ERROR", s.log))
 	}
 	if s.attached() {
-		return s.withConn(kindQuery, "", func(c *backend.Conn) {
-			s.listen.marks = append(s.listen.marks, listenMark{cycle: s.backend.cycle, column: p.Name})
-			c.Send(&pgproto3.Query{String: ""})
-		})
+		return s.sendListenMark(listenMark{column: p.Name})
 	}
 	rows := s.listeningRows(p.Name)
 	return s.client.write(true, append(rows, selectTag(len(rows)-1), &pgproto3.ReadyForQuery{TxStatus: 'I'})...)

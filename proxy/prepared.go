@@ -75,7 +75,8 @@ func (s *session) settleLocked(c *backend.Conn) {
 		}
 	}
 	s.backend.parseq = s.backend.parseq[i:]
-	s.deny.settle(done)
+	s.deny.queue.settle(done)
+	s.listen.marks.settle(done)
 }
 
 // ensurePreparedLocked makes st exist on c before a Bind or Describe uses
