@@ -101,9 +101,15 @@ func (in *inbox) take(idle bool) []pgproto3.BackendMessage {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.scheduled = false
-	if !idle || len(in.items) == 0 {
+	if !idle {
 		return nil
 	}
+	return in.popLocked()
+}
+
+// popLocked removes and returns what is queued; the client has caught up.
+// in.mu is held.
+func (in *inbox) popLocked() []pgproto3.BackendMessage {
 	batch := in.items
 	in.items = nil
 	in.n.Store(0)
@@ -155,10 +161,7 @@ func (in *inbox) beforeReady() {
 		return
 	}
 	in.mu.Lock()
-	batch := in.items
-	in.items = nil
-	in.n.Store(0)
-	in.warned = false
+	batch := in.popLocked()
 	in.mu.Unlock()
 	if len(batch) > 0 {
 		in.s.client.write(false, batch...)
@@ -169,9 +172,7 @@ func (in *inbox) beforeReady() {
 // close drops what is still queued when the session ends.
 func (in *inbox) close() {
 	in.mu.Lock()
-	n := len(in.items)
-	in.items = nil
-	in.n.Store(0)
+	n := len(in.popLocked())
 	in.closed = true
 	in.mu.Unlock()
 	if n > 0 {

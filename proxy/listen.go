@@ -260,7 +260,7 @@ func (s *session) applyListen(ch listenChange) error {
 }
 
 // setListening adds channel to the session's set, or removes it ("" with
-// on false: every channel), keeping the listening-clients gauge.
+// on false: every channel), keeping the count of listening sessions.
 func (s *session) setListening(channel string, on bool) {
 	s.mu.Lock()
 	before := len(s.listen.channels)
@@ -279,10 +279,8 @@ func (s *session) setListening(channel string, on bool) {
 	s.mu.Unlock()
 	switch {
 	case before == 0 && after > 0:
-		s.srv.metrics.listening.Inc()
 		s.srv.listeningSessions.Add(1)
 	case before > 0 && after == 0:
-		s.srv.metrics.listening.Dec()
 		s.srv.listeningSessions.Add(-1)
 	}
 }

@@ -60,12 +60,14 @@ type proxyMetrics struct {
 	clients prometheus.Gauge
 	cancels *prometheus.CounterVec
 	// LISTEN through the shared listener (listen.go, inbox.go).
-	listening prometheus.Gauge
+	listening prometheus.GaugeFunc
 	delivered prometheus.Counter
 	dropped   *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
+// newMetrics makes the proxy's metrics; listening reads how many clients
+// listen (Server.listeningSessions, which the hot path reads too).
+func newMetrics(reg prometheus.Registerer, listening func() float64) (*proxyMetrics, error) {
 	m := &proxyMetrics{
 		clients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mqstack_proxy_clients", Help: "Clients connected to the proxy.",
@@ -73,9 +75,9 @@ func newMetrics(reg prometheus.Registerer) (*proxyMetrics, error) {
 		cancels: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqstack_proxy_cancel_requests_total", Help: "CancelRequests by outcome (forwarded, idle, unknown).",
 		}, []string{"outcome"}),
-		listening: prometheus.NewGauge(prometheus.GaugeOpts{
+		listening: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mqstack_proxy_listening_clients", Help: "Clients listening on at least one channel.",
-		}),
+		}, listening),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mqstack_proxy_notifications_delivered_total", Help: "Notifications written to clients.",
 		}),

@@ -82,8 +82,8 @@ type Server struct {
 	cfg      atomic.Pointer[configs.ProxyConfig]
 	// notifiers maps a backend pid to the session whose notifying
 	// transaction ran there last (clientPID); listeningSessions counts
-	// sessions with channels, so nobody pays for notifiers while none
-	// listens.
+	// sessions with channels (the listening-clients gauge reads it), so
+	// nobody pays for notifiers while none listens.
 	notifiers         sync.Map
 	listeningSessions atomic.Int32
 	// parks counts sessions parked (park.go), for tests.
@@ -109,10 +109,6 @@ func New(opts Options) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	m, err := newMetrics(opts.Registerer)
-	if err != nil {
-		return nil, err
-	}
 	if opts.Router == nil {
 		opts.Router = router.New(1000)
 	}
@@ -121,7 +117,6 @@ func New(opts Options) (*Server, error) {
 		backends:  opts.Backends,
 		verifier:  opts.Verifier,
 		tls:       opts.TLS,
-		metrics:   m,
 		rec:       opts.Recorder,
 		router:    opts.Router,
 		onSend:    opts.OnSend,
@@ -132,6 +127,11 @@ func New(opts Options) (*Server, error) {
 		logins:    map[backend.Key]*poolLogin{},
 		done:      make(chan struct{}),
 	}
+	m, err := newMetrics(opts.Registerer, func() float64 { return float64(s.listeningSessions.Load()) })
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
 	cfg := opts.Proxy
 	s.cfg.Store(&cfg)
 	return s, nil
