@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"mqstack/internal/testenv"
@@ -61,14 +60,7 @@ func goroutinesIn(fn string) int {
 // deadline passing mid-message loses no byte.
 func TestMessageSplitAcrossParkDeadline(t *testing.T) {
 	h := newHarness(t, nil)
-	pc, err := pgconn.Connect(ctxT(t, 10*time.Second), h.connString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc, err := pc.Hijack()
-	if err != nil {
-		t.Fatal(err)
-	}
+	hc := h.hijacked(t)
 	defer hc.Conn.Close()
 	fe := hc.Frontend
 	fe.Send(&pgproto3.Query{String: "SELECT 1"}) // a transaction: its end arms the park deadline

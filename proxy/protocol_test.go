@@ -17,6 +17,13 @@ import (
 
 // rawConn logs in through the proxy with pgconn and hands back the wire.
 func (h *harness) rawConn(t testing.TB) (*pgproto3.Frontend, func()) {
+	hc := h.hijacked(t)
+	return hc.Frontend, func() { hc.Conn.Close() }
+}
+
+// hijacked logs in through the proxy with pgconn and hands back the
+// connection, for tests that write bytes themselves.
+func (h *harness) hijacked(t testing.TB) *pgconn.HijackedConn {
 	t.Helper()
 	pc, err := pgconn.Connect(ctxT(t, 10*time.Second), h.connString())
 	if err != nil {
@@ -26,7 +33,7 @@ func (h *harness) rawConn(t testing.TB) (*pgproto3.Frontend, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return hc.Frontend, func() { hc.Conn.Close() }
+	return hc
 }
 
 // expect reads messages until one of type T arrives, failing on an error.
