@@ -7,16 +7,7 @@
 'use strict';
 const { Pool, Client } = require('pg');
 const assert = require('node:assert/strict');
-
-function config() {
-  return {
-    host: process.env.PGHOST,
-    port: Number(process.env.PGPORT),
-    database: process.env.PGDATABASE,
-    user: process.env.PGUSER,
-    password: process.env.PGPASSWORD,
-  };
-}
+const { pgConfig: config } = require('./pgenv');
 
 // A connected client that keeps what it is notified of, and can wait for
 // the next notification.

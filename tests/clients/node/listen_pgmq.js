@@ -10,21 +10,13 @@
 'use strict';
 const { Pgmq } = require('pgmq-js');
 const assert = require('node:assert/strict');
+const { pgConfig } = require('./pgenv');
 
 async function main() {
   const q = process.env.QUEUE;
   const channel = `pgmq.q_${q}.INSERT`;
-  const pgmq = await Pgmq.new({
-    host: process.env.PGHOST,
-    port: Number(process.env.PGPORT),
-    database: process.env.PGDATABASE,
-    user: process.env.PGUSER,
-    password: process.env.PGPASSWORD,
-    ssl: false,
-    max: 4,
-    // pgmq-js replaces max with 1000 when idleTimeoutMillis is left unset.
-    idleTimeoutMillis: 10000,
-  });
+  // pgmq-js replaces max with 1000 when idleTimeoutMillis is left unset.
+  const pgmq = await Pgmq.new(pgConfig({ max: 4, idleTimeoutMillis: 10000 }));
   let held;
   try {
     await pgmq.queue.create(q);

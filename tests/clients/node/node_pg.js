@@ -4,17 +4,7 @@
 'use strict';
 const { Pool, Client } = require('pg');
 const assert = require('node:assert/strict');
-
-function config() {
-  return {
-    host: process.env.PGHOST,
-    port: Number(process.env.PGPORT),
-    database: process.env.PGDATABASE,
-    user: process.env.PGUSER,
-    password: process.env.PGPASSWORD,
-    ssl: process.env.PGSSL === '1' ? { rejectUnauthorized: false } : false,
-  };
-}
+const { pgConfig: config } = require('./pgenv');
 
 async function main() {
   const q = process.env.QUEUE || 'node_pg';

@@ -4,18 +4,10 @@
 'use strict';
 const { Pgmq } = require('pgmq-js');
 const assert = require('node:assert/strict');
+const { pgConfig } = require('./pgenv');
 
 async function main() {
-  const ssl = process.env.PGSSL === '1' ? { rejectUnauthorized: false } : false;
-  const pgmq = await Pgmq.new({
-    host: process.env.PGHOST,
-    port: Number(process.env.PGPORT),
-    database: process.env.PGDATABASE,
-    user: process.env.PGUSER,
-    password: process.env.PGPASSWORD,
-    ssl,
-    max: 4,
-  });
+  const pgmq = await Pgmq.new(pgConfig({ max: 4 }));
   const q = process.env.QUEUE || 'js_flow';
   const summary = {};
   try {
