@@ -109,19 +109,29 @@ func waitUnsubscribed(t *testing.T, reg *prometheus.Registry) {
 	})
 }
 
+// pollSetup is a REST server with a real hub on the test cluster and a
+// fresh queue q, with pgmq's insert notifications when notifying is set.
+func pollSetup(t *testing.T, q string, notifying bool) (*pgembed.Cluster, *testEnv, *prometheus.Registry) {
+	t.Helper()
+	c := cluster(t)
+	hub, reg := newTestHub(t, c)
+	e := newEnv(t, 1, withHub(hub))
+	dropQueues(t, c, q)
+	t.Cleanup(func() { dropQueues(t, c, q) })
+	sqlExec(t, c, `SELECT pgmq.create($1)`, q)
+	if notifying {
+		sqlExec(t, c, `SELECT pgmq.enable_notify_insert($1)`, q)
+	}
+	return c, e, reg
+}
+
 // A poll on a queue with insert notifications wakes on the notification of
 // a send made straight to Postgres, long before its interval. The queue was
 // created and enabled as "LP_Notify" and is polled as "lp_notify": pgmq
 // notifies under the stored name, which the poll must find.
 func TestLongPollWokenByDirectSend(t *testing.T) {
-	c := cluster(t)
-	hub, reg := newTestHub(t, c)
-	e := newEnv(t, 1, withHub(hub))
 	const stored = "LP_Notify"
-	dropQueues(t, c, stored)
-	t.Cleanup(func() { dropQueues(t, c, stored) })
-	sqlExec(t, c, `SELECT pgmq.create($1)`, stored)
-	sqlExec(t, c, `SELECT pgmq.enable_notify_insert($1)`, stored)
+	c, e, reg := pollSetup(t, stored, true)
 
 	w := newPollWatch(t, c)
 	done := startPoll(e, `{"queue_name":"lp_notify","vt":30,"qty":1,"max_poll_seconds":10,"poll_interval_ms":5000}`)
@@ -146,13 +156,8 @@ func TestLongPollWokenByDirectSend(t *testing.T) {
 // The control: without insert notifications the poll does not subscribe,
 // and the same direct send is found only at the interval's tick.
 func TestLongPollWithoutNotifyWaitsForInterval(t *testing.T) {
-	c := cluster(t)
-	hub, reg := newTestHub(t, c)
-	e := newEnv(t, 1, withHub(hub))
 	const q = "lp_nonotify"
-	dropQueues(t, c, q)
-	t.Cleanup(func() { dropQueues(t, c, q) })
-	sqlExec(t, c, `SELECT pgmq.create($1)`, q)
+	c, e, reg := pollSetup(t, q, false)
 
 	const interval = 1500 * time.Millisecond
 	w := newPollWatch(t, c)
@@ -185,14 +190,8 @@ func TestLongPollWithoutNotifyWaitsForInterval(t *testing.T) {
 // (Lost): a message inserted without a notification (triggers off) is found
 // then, not at the interval.
 func TestLongPollRereadsAfterListenerLoss(t *testing.T) {
-	c := cluster(t)
-	hub, reg := newTestHub(t, c)
-	e := newEnv(t, 1, withHub(hub))
 	const q = "lp_lost"
-	dropQueues(t, c, q)
-	t.Cleanup(func() { dropQueues(t, c, q) })
-	sqlExec(t, c, `SELECT pgmq.create($1)`, q)
-	sqlExec(t, c, `SELECT pgmq.enable_notify_insert($1)`, q)
+	c, e, reg := pollSetup(t, q, true)
 
 	w := newPollWatch(t, c)
 	done := startPoll(e, `{"queue_name":"lp_lost","vt":30,"qty":1,"max_poll_seconds":10,"poll_interval_ms":5000}`)
