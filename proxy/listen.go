@@ -5,10 +5,10 @@ import (
 	"errors"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgerrcode"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -431,7 +431,7 @@ func (s *session) prepareListening(st *stmt) error {
 		return errListeningForm
 	}
 	st.listening = p.Name
-	st.query = "SELECT NULL::text AS " + quoteIdent(p.Name) + " WHERE false"
+	st.query = "SELECT NULL::text AS " + pgx.Identifier{p.Name}.Sanitize() + " WHERE false"
 	return nil
 }
 
@@ -442,9 +442,6 @@ func (s *session) listeningCompletion(column string) *pgproto3.CommandComplete {
 	s.client.write(false, rows...)
 	return selectTag(len(rows))
 }
-
-// quoteIdent quotes a name as an SQL identifier.
-func quoteIdent(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
 
 // errAborted is Postgres' answer to a statement in a failed transaction.
 func errAborted() *pgproto3.ErrorResponse {

@@ -286,7 +286,7 @@ func (ro *relayObs) complete(s *session, m pgproto3.BackendMessage) pgproto3.Bac
 					out = errorResponse(d, "ERROR", s.log)
 					failed = true
 				} else {
-					out = &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.Itoa(ro.kept))}
+					out = selectTag(ro.kept)
 				}
 			}
 			part := 0

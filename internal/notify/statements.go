@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/zap"
 )
@@ -78,16 +79,9 @@ func statements(changes []change) string {
 		} else {
 			b.WriteString("UNLISTEN ")
 		}
-		writeIdent(&b, c.name)
+		// Quoted, Postgres takes the name byte for byte: no case folding.
+		b.WriteString(pgx.Identifier{c.name}.Sanitize())
 		b.WriteString(";")
 	}
 	return b.String()
-}
-
-// writeIdent writes name as a quoted identifier, which Postgres takes
-// byte for byte: no case folding, and any character but NUL.
-func writeIdent(b *strings.Builder, name string) {
-	b.WriteByte('"')
-	b.WriteString(strings.ReplaceAll(name, `"`, `""`))
-	b.WriteByte('"')
 }
