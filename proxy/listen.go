@@ -294,9 +294,6 @@ func (s *session) listeningCount() int {
 
 // unlistenAll drops every channel (UNLISTEN *, DISCARD ALL, session end).
 func (s *session) unlistenAll() {
-	if s.srv.hub == nil {
-		return
-	}
 	if s.listeningCount() > 0 {
 		s.applyListen(listenChange{channel: "*"})
 	}

@@ -23,7 +23,7 @@ func (s *session) handleParse(m *pgproto3.Parse) error {
 	}
 	named := m.Name != ""
 	pin := pinOf(st.class)
-	if st.class.Listens && s.srv.hub != nil {
+	if st.class.Listens {
 		pin = "" // the proxy answers it (a LISTEN of several statements fails at Parse)
 	}
 	if named && pin == "" {
@@ -68,10 +68,10 @@ func (s *session) parseStatement(m *pgproto3.Parse) (*stmt, error) {
 	if err == nil && class.CopyIn {
 		err = errExtendedCopyIn
 	}
-	if err == nil && class.ReadsListening && s.srv.hub != nil {
+	if err == nil && class.ReadsListening {
 		err = s.prepareListening(st)
 	}
-	if err == nil && class.Listens && s.srv.hub != nil {
+	if err == nil && class.Listens {
 		if st.listen = preparedListen(class); st.listen != nil {
 			st.query = "" // backends prepare it empty; the proxy answers its Execute
 		}

@@ -43,10 +43,10 @@ func (s *session) handleQuery(m *pgproto3.Query) error {
 	if observed {
 		start = time.Now()
 	}
-	if cls.Listens && s.srv.hub != nil {
+	if cls.Listens {
 		return s.handleListen(cls)
 	}
-	if cls.ReadsListening && s.srv.hub != nil {
+	if cls.ReadsListening {
 		return s.handleListeningChannels(cls)
 	}
 	var it intercept

@@ -51,8 +51,7 @@ type Options struct {
 	// internal/metrics owns those metrics, and internal/stack adapts it.
 	Recorder Recorder
 	// Hub is the shared LISTEN connection per (backend, database): clients'
-	// LISTEN and UNLISTEN are answered by the proxy and never pin. Nil:
-	// LISTEN goes to the client's backend, which it then pins.
+	// LISTEN and UNLISTEN are answered by the proxy and never pin. Required.
 	Hub Hub
 	// OnSend, when set, is called after a transaction that sent messages
 	// ends, once per queue sent to ("" for topic sends, whose queues are not
@@ -103,8 +102,8 @@ type Server struct {
 
 // New makes a server. It does not listen yet.
 func New(opts Options) (*Server, error) {
-	if opts.Backends == nil || opts.Verifier == nil || opts.Recorder == nil {
-		return nil, errors.New("proxy: Backends, Verifier and Recorder are required")
+	if opts.Backends == nil || opts.Verifier == nil || opts.Recorder == nil || opts.Hub == nil {
+		return nil, errors.New("proxy: Backends, Verifier, Recorder and Hub are required")
 	}
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
