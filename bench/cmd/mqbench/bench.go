@@ -428,15 +428,11 @@ func (b *bench) memory(ctx context.Context) error {
 		liveAfter := b.goLive(target)
 		if target == "mqstack" && b.o.pprofAddr != "" {
 			saveProfile(b.o.pprofAddr, "heap", filepath.Join(os.TempDir(), "mqbench-idle-heap.pprof"))
-			if resp, err := http.Get(b.env.metricsURL + "/metrics"); err == nil {
-				sc := bufio.NewScanner(resp.Body)
-				for sc.Scan() {
-					if l := sc.Text(); strings.HasPrefix(l, "go_memstats_") && !strings.Contains(l, "total") || strings.HasPrefix(l, "go_goroutines") {
-						fmt.Println("  ", l)
-					}
+			b.eachMetricLine(func(l string) {
+				if strings.HasPrefix(l, "go_memstats_") && !strings.Contains(l, "total") || strings.HasPrefix(l, "go_goroutines") {
+					fmt.Println("  ", l)
 				}
-				resp.Body.Close()
-			}
+			})
 		}
 		open := 0
 		for _, c := range conns {
@@ -471,21 +467,29 @@ func (b *bench) goLive(target string) int64 {
 	if target != "mqstack" {
 		return 0
 	}
-	resp, err := http.Get(b.env.metricsURL + "/metrics")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
 	var sum float64
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
+	b.eachMetricLine(func(l string) {
+		name, value, ok := strings.Cut(l, " ")
 		if ok && (name == "go_memstats_heap_inuse_bytes" || name == "go_memstats_stack_inuse_bytes") {
 			v, _ := strconv.ParseFloat(value, 64)
 			sum += v
 		}
-	}
+	})
 	return int64(sum)
+}
+
+// eachMetricLine calls fn with each line of mqstack's metrics endpoint
+// (none when it cannot be read).
+func (b *bench) eachMetricLine(fn func(line string)) {
+	resp, err := http.Get(b.env.metricsURL + "/metrics")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		fn(sc.Text())
+	}
 }
 
 // saveProfile fetches a pprof profile of mqstack (run with -pprof) into path.
