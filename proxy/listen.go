@@ -204,15 +204,15 @@ func (s *session) noteCommit(tag []byte) {
 }
 
 // transactionEnded applies the changes of a transaction block that
-// committed, and forgets those of one that did not. Reader only, at a
-// ReadyForQuery 'I'.
-func (s *session) transactionEnded() {
+// committed while its client is there, and forgets the others. Reader
+// only, at a ReadyForQuery 'I'.
+func (s *session) transactionEnded(clientThere bool) {
 	if len(s.listen.tx) == 0 {
 		return
 	}
 	changes, committed := s.listen.tx, s.listen.committed
 	s.listen.tx, s.listen.committed = nil, false
-	if !committed {
+	if !committed || !clientThere {
 		return
 	}
 	for _, ch := range changes {
@@ -312,16 +312,14 @@ func noticeOf(err error) *pgproto3.NoticeResponse {
 }
 
 // betweenTransactionsReader runs at a ReadyForQuery 'I' before the reader
-// relays it: a committed transaction's listens take effect, the backend
-// that ran the client's notifying statements is noted, and what waits in
-// the inbox goes ahead of the ReadyForQuery, as Postgres sends it.
+// relays it: a committed transaction's listens take effect (unless the
+// client has left), and what waits in the inbox goes ahead of the
+// ReadyForQuery, as Postgres sends it.
 func (s *session) betweenTransactionsReader(gone bool) {
-	if gone {
-		s.listen.tx, s.listen.committed = nil, false
-		return
+	s.transactionEnded(!gone)
+	if !gone {
+		s.inbox.beforeReady()
 	}
-	s.transactionEnded()
-	s.inbox.beforeReady()
 }
 
 // maxNotifiedOn bounds the backends a session is remembered on.
