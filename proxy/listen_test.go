@@ -25,7 +25,9 @@ type listener struct {
 	notes chan *pgconn.Notification
 }
 
-func (h *harness) listener(t *testing.T) *listener {
+// listener connects a listener; tweak, when given, adjusts its
+// configuration (after notifications are routed to notes).
+func (h *harness) listener(t *testing.T, tweak ...func(*pgx.ConnConfig, *listener)) *listener {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(h.connString())
 	if err != nil {
@@ -33,6 +35,9 @@ func (h *harness) listener(t *testing.T) *listener {
 	}
 	l := &listener{notes: make(chan *pgconn.Notification, 1000)}
 	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) { l.notes <- n }
+	for _, fn := range tweak {
+		fn(cfg, l)
+	}
 	if l.Conn, err = pgx.ConnectConfig(ctxT(t, 15*time.Second), cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -290,25 +295,18 @@ func waitCounter(t *testing.T, h *harness, name, label, value string, want float
 // notifications from the gap may be lost, and later ones arrive.
 func TestListenListenerReconnects(t *testing.T) {
 	h := newHarness(t, nil)
-	cfg, err := pgx.ParseConfig(h.connString())
-	if err != nil {
-		t.Fatal(err)
-	}
 	notices := make(chan *pgconn.Notice, 10)
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices <- n }
-	l := &listener{notes: make(chan *pgconn.Notification, 100)}
 	var loads atomic.Int64
-	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
-		if n.Payload == "load" {
-			loads.Add(1) // counted, not kept: the test does not read them all
-			return
+	l := h.listener(t, func(cfg *pgx.ConnConfig, l *listener) {
+		cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices <- n }
+		cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
+			if n.Payload == "load" {
+				loads.Add(1) // counted, not kept: the test does not read them all
+				return
+			}
+			l.notes <- n
 		}
-		l.notes <- n
-	}
-	if l.Conn, err = pgx.ConnectConfig(ctxT(t, 15*time.Second), cfg); err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	})
 	l.exec(t, `LISTEN "gap.Chan"`)
 	d := h.direct(t)
 	// Load: a sender notifies without pause until the test ends.
